@@ -1,0 +1,491 @@
+//! The HTTP edge of the CDS client: signs each call, waits on the shared rate limiter, sends it,
+//! reads the envelope, classifies failures, and retries reads (never writes) with backoff.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::Value;
+use tracing::Instrument as _;
+
+use super::error::{CdsError, ErrorKind};
+use super::signer::{self, Credentials, Method};
+use super::wire::{self, Envelope};
+
+/// The cloud's default endpoint (mainland China).
+pub const DEFAULT_ENDPOINT: &str = "https://cdsapi.capitalonline.net";
+/// The Redis service path.
+pub const SERVICE_PATH: &str = "/redis/";
+
+/// A rate limiter shared by every client of the process, so all reconciles together stay under
+/// one budget of cloud calls.
+pub type SharedRateLimiter = Arc<DefaultDirectRateLimiter>;
+
+/// A token bucket refilled at `qps` per second holding at most `burst` tokens.
+pub fn rate_limiter(qps: f64, burst: u32) -> SharedRateLimiter {
+    let burst = NonZeroU32::new(burst.max(1)).expect("burst is at least 1");
+    let period = Duration::from_secs_f64(1.0 / qps.max(0.001));
+    let quota = Quota::with_period(period)
+        .expect("period is positive")
+        .allow_burst(burst);
+    Arc::new(RateLimiter::direct(quota))
+}
+
+/// Receives one report per cloud call, for metrics. Never sees a URL, body or secret.
+pub trait CallObserver: Send + Sync {
+    /// `action` finished with `outcome` (`success` or an error label) after `latency`.
+    fn observe(&self, action: &str, outcome: &str, latency: Duration);
+}
+
+/// How the client talks to the cloud.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Base URL, e.g. `https://cdsapi.capitalonline.net`; `/redis/` is appended unless present.
+    pub endpoint: String,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request, and for waiting on the rate limiter.
+    pub request_timeout: Duration,
+    /// Attempts for a read (GET) in all, including the first; writes are always tried once.
+    pub read_attempts: u32,
+    /// First backoff between read attempts; doubles each time, with full jitter.
+    pub retry_base: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            read_attempts: 3,
+            retry_base: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The result of `CreateDBInstance`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// UUID of the new instance.
+    pub instance_uuid: String,
+    /// Task id of the create, if the cloud returned one.
+    pub task_id: Option<String>,
+}
+
+/// Filters of `DescribeDBInstances`. The cloud may match loosely; callers check equality.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstanceFilter {
+    /// `InstanceUuid`.
+    pub instance_uuid: Option<String>,
+    /// `InstanceName`.
+    pub instance_name: Option<String>,
+    /// `IP`.
+    pub ip: Option<String>,
+}
+
+/// A CDS Redis API client for one access key. Cheap to clone.
+#[derive(Clone)]
+pub struct CdsClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: String,
+    credentials: Credentials,
+    limiter: SharedRateLimiter,
+    config: ClientConfig,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl std::fmt::Debug for CdsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdsClient")
+            .field("base_url", &self.inner.base_url)
+            .field("credentials", &self.inner.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Installs the process-wide rustls crypto provider (ring) once; reqwest is built without one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl CdsClient {
+    /// A client for `credentials`, sharing `limiter` with every other client of the process.
+    pub fn new(config: ClientConfig, credentials: Credentials, limiter: SharedRateLimiter) -> Result<Self, CdsError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("cds-redis-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CdsError::transport("client", e))?;
+        let base = config.endpoint.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(CdsError::other(
+                "client",
+                ErrorKind::Config,
+                &format!("endpoint {base:?} is not an http(s) URL"),
+            ));
+        }
+        let base_url = if base.ends_with("/redis") {
+            format!("{base}/")
+        } else {
+            format!("{base}{SERVICE_PATH}")
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                credentials,
+                limiter,
+                config,
+                observer: None,
+            }),
+        })
+    }
+
+    /// The same client reporting every call to `observer`.
+    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
+            http: arc.http.clone(),
+            base_url: arc.base_url.clone(),
+            credentials: arc.credentials.clone(),
+            limiter: arc.limiter.clone(),
+            config: arc.config.clone(),
+            observer: None,
+        });
+        Self {
+            inner: Arc::new(Inner {
+                observer: Some(observer),
+                ..inner
+            }),
+        }
+    }
+
+    /// The access key id this client signs with.
+    pub fn access_key_id(&self) -> &str {
+        &self.inner.credentials.access_key_id
+    }
+
+    /// The service URL, e.g. `https://cdsapi.capitalonline.net/redis/`.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// `DescribeRegins`: regions and whether Redis is on sale there (empty ids skipped).
+    pub async fn describe_regions(&self) -> Result<Vec<wire::Region>, CdsError> {
+        let env = self.get("DescribeRegins", vec![]).await?;
+        let regions: Vec<wire::Region> = decode("DescribeRegins", env.data_as_list())?;
+        Ok(regions.into_iter().filter(|r| !r.region_id.is_empty()).collect())
+    }
+
+    /// `DescribeAvailableDBConfig`: the Redis catalogue of `region_id`.
+    pub async fn describe_available_db_config(&self, region_id: &str) -> Result<wire::DbConfig, CdsError> {
+        let env = self
+            .get("DescribeAvailableDBConfig", vec![("RegionId", region_id.to_owned())])
+            .await?;
+        decode("DescribeAvailableDBConfig", env.data_as())
+    }
+
+    /// `CreateDBInstance`, sent once: never retried here, since the cloud has no idempotency
+    /// token. On an error with [`CdsError::outcome_unknown`] the instance may exist.
+    pub async fn create_instance(&self, request: &wire::CreateInstanceRequest) -> Result<Created, CdsError> {
+        const ACTION: &str = "CreateDBInstance";
+        let body =
+            serde_json::to_value(request).map_err(|e| CdsError::other(ACTION, ErrorKind::Config, &e.to_string()))?;
+        let env = self.post(ACTION, body).await?;
+        let data: wire::CreateInstanceData = decode(ACTION, env.data_as())?;
+        let instance_uuid = data
+            .instances_uuid
+            .into_iter()
+            .next()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| CdsError::other(ACTION, ErrorKind::Decode, "the answer holds no InstancesUuid"))?;
+        Ok(Created {
+            instance_uuid,
+            task_id: env.task_id(),
+        })
+    }
+
+    /// `DescribeDBInstances` with optional filters (all instances of the account without).
+    pub async fn describe_instances(&self, filter: &InstanceFilter) -> Result<Vec<wire::Instance>, CdsError> {
+        let mut params = vec![];
+        for (k, v) in [
+            ("InstanceUuid", &filter.instance_uuid),
+            ("InstanceName", &filter.instance_name),
+            ("IP", &filter.ip),
+        ] {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                params.push((k, v.clone()));
+            }
+        }
+        let env = self.get("DescribeDBInstances", params).await?;
+        decode("DescribeDBInstances", env.data_as_list())
+    }
+
+    /// The instance with exactly this UUID, if the cloud lists it.
+    pub async fn describe_instance(&self, instance_uuid: &str) -> Result<Option<wire::Instance>, CdsError> {
+        let filter = InstanceFilter {
+            instance_uuid: Some(instance_uuid.to_owned()),
+            ..Default::default()
+        };
+        Ok(self
+            .describe_instances(&filter)
+            .await?
+            .into_iter()
+            .find(|i| i.instance_uuid == instance_uuid))
+    }
+
+    /// `DeleteDBInstance`, sent once. Returns the task id, if any.
+    pub async fn delete_instance(&self, instance_uuid: &str) -> Result<Option<String>, CdsError> {
+        let body = serde_json::json!({ "InstanceUuid": instance_uuid });
+        Ok(self.post("DeleteDBInstance", body).await?.task_id())
+    }
+
+    /// `DescribeBackups` of an instance.
+    pub async fn describe_backups(&self, instance_uuid: &str) -> Result<Vec<wire::Backup>, CdsError> {
+        let env = self
+            .get("DescribeBackups", vec![("InstanceUuid", instance_uuid.to_owned())])
+            .await?;
+        decode("DescribeBackups", env.data_as_list())
+    }
+
+    /// `DownloadBackup`: one backup with its download URLs.
+    pub async fn download_backup(&self, instance_uuid: &str, backup_id: &str) -> Result<wire::Backup, CdsError> {
+        let params = vec![
+            ("InstanceUuid", instance_uuid.to_owned()),
+            ("BackupId", backup_id.to_owned()),
+        ];
+        let env = self.get("DownloadBackup", params).await?;
+        decode("DownloadBackup", env.data_as())
+    }
+
+    /// `CreateBackup`, sent once. Returns the task id, if any.
+    pub async fn create_backup(&self, instance_uuid: &str, desc: &str) -> Result<Option<String>, CdsError> {
+        let body = serde_json::to_value(wire::CreateBackupRequest {
+            instance_uuid: instance_uuid.into(),
+            desc: desc.into(),
+        })
+        .expect("plain struct");
+        Ok(self.post("CreateBackup", body).await?.task_id())
+    }
+
+    /// `DeleteBackup`, sent once. Returns the task id, if any.
+    pub async fn delete_backup(&self, instance_uuid: &str, backup_id: &str) -> Result<Option<String>, CdsError> {
+        let body = serde_json::to_value(wire::DeleteBackupRequest {
+            instance_uuid: instance_uuid.into(),
+            backup_id: backup_id.into(),
+        })
+        .expect("plain struct");
+        Ok(self.post("DeleteBackup", body).await?.task_id())
+    }
+
+    /// A read: parameters signed in the query, retried on retryable errors with backoff.
+    async fn get(&self, action: &str, params: Vec<(&str, String)>) -> Result<Envelope, CdsError> {
+        let attempts = self.inner.config.read_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match self.send(action, Method::Get, &params, None).await {
+                Err(e) if e.is_retryable() && attempt < attempts => {
+                    let delay = backoff(self.inner.config.retry_base, attempt).max(e.retry_after().unwrap_or_default());
+                    tracing::debug!(action, attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying CDS read");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// A write: common parameters signed, the body as JSON, sent exactly once.
+    async fn post(&self, action: &str, body: Value) -> Result<Envelope, CdsError> {
+        self.send(action, Method::Post, &[], Some(body)).await
+    }
+
+    async fn send(
+        &self,
+        action: &str,
+        method: Method,
+        params: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Envelope, CdsError> {
+        let span = tracing::debug_span!(
+            "cds_call",
+            action,
+            status = tracing::field::Empty,
+            code = tracing::field::Empty,
+            latency_ms = tracing::field::Empty
+        );
+        async {
+            let started = Instant::now();
+            let result = self.send_once(action, method, params, body).await;
+            let latency = started.elapsed();
+            let span = tracing::Span::current();
+            span.record("latency_ms", latency.as_millis() as u64);
+            let outcome = match &result {
+                Ok(_) => {
+                    span.record("status", 200);
+                    "success".to_owned()
+                }
+                Err(e) => {
+                    if let Some(s) = e.http_status {
+                        span.record("status", s);
+                    }
+                    span.record("code", e.metric_label());
+                    e.metric_label()
+                }
+            };
+            tracing::debug!(outcome, "CDS call finished");
+            if let Some(obs) = &self.inner.observer {
+                obs.observe(action, &outcome, latency);
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn send_once(
+        &self,
+        action: &str,
+        method: Method,
+        params: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Envelope, CdsError> {
+        let wait = self.inner.config.request_timeout;
+        if tokio::time::timeout(wait, self.inner.limiter.until_ready())
+            .await
+            .is_err()
+        {
+            return Err(CdsError::other(
+                action,
+                ErrorKind::RateLimited,
+                "the operator's CDS rate limit is exhausted",
+            ));
+        }
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let signed = signer::sign(
+            &self.inner.credentials,
+            method,
+            action,
+            params,
+            jiff::Timestamp::now(),
+            &nonce,
+        );
+        let url = format!("{}?{}", self.inner.base_url, signed.query);
+        let request = match method {
+            Method::Get => self.inner.http.get(url),
+            Method::Post => self
+                .inner
+                .http
+                .post(url)
+                .json(&body.unwrap_or(Value::Object(Default::default()))),
+        };
+        let response = request.send().await.map_err(|e| CdsError::transport(action, e))?;
+        let status = response.status().as_u16();
+        let header_request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.map_err(|e| CdsError::transport(action, e))?;
+        interpret(action, status, &text, header_request_id)
+    }
+}
+
+/// Turns an HTTP answer into an envelope or an error (pure; the client's decision table).
+pub fn interpret(
+    action: &str,
+    status: u16,
+    body: &str,
+    header_request_id: Option<String>,
+) -> Result<Envelope, CdsError> {
+    match serde_json::from_str::<Envelope>(body) {
+        Ok(env) => {
+            let request_id = header_request_id.or_else(|| Some(env.request_id.clone()));
+            if status == 200 && env.code == wire::SUCCESS {
+                Ok(env)
+            } else {
+                let code = (!env.code.is_empty() && env.code != wire::SUCCESS).then(|| env.code.clone());
+                Err(CdsError::api(action, status, code, &env.message, request_id))
+            }
+        }
+        Err(_) if status != 200 => {
+            let snippet: String = body.chars().take(200).collect();
+            Err(CdsError::api(action, status, None, &snippet, header_request_id))
+        }
+        Err(e) => Err(CdsError::other(
+            action,
+            ErrorKind::Decode,
+            &format!("the answer is not a CDS envelope: {e}"),
+        )),
+    }
+}
+
+fn decode<T>(action: &str, result: Result<T, serde_json::Error>) -> Result<T, CdsError> {
+    result.map_err(|e| CdsError::other(action, ErrorKind::Decode, &format!("unexpected Data: {e}")))
+}
+
+/// Exponential backoff with full jitter: a random wait in `[0, base * 2^(attempt-1)]`, capped at
+/// 10 s.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let cap = base
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(Duration::from_secs(10));
+    cap.mul_f64(rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpret_success_and_errors() {
+        assert!(interpret("A", 200, r#"{"Code":"Success","Data":[]}"#, None).is_ok());
+        let e = interpret("A", 200, r#"{"Code":"InternalError","Message":"boom"}"#, None).unwrap_err();
+        assert_eq!(e.code.as_deref(), Some("InternalError"));
+        let e = interpret(
+            "A",
+            409,
+            r#"{"Code":"ResourceInUse","Message":"busy","RequestId":"r1"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.is_retryable());
+        assert_eq!(e.request_id.as_deref(), Some("r1"));
+        let e = interpret("A", 502, "<html>bad gateway</html>", Some("h1".into())).unwrap_err();
+        assert!(e.is_retryable());
+        assert_eq!(e.request_id.as_deref(), Some("h1"));
+        let e = interpret("A", 200, "not json", None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Decode);
+        let e = interpret("A", 404, r#"{"Code":"ResourceNotFound","Message":"gone"}"#, None).unwrap_err();
+        assert!(e.is_not_found());
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        for attempt in 1..30 {
+            let d = backoff(Duration::from_millis(100), attempt);
+            assert!(d <= Duration::from_secs(10));
+            assert!(d <= Duration::from_millis(100) * (1 << (attempt - 1).min(16)));
+        }
+    }
+
+    #[test]
+    fn client_debug_hides_the_secret() {
+        let c = CdsClient::new(
+            ClientConfig::default(),
+            Credentials::new("AKID", "very-secret-value"),
+            rate_limiter(10.0, 10),
+        )
+        .unwrap();
+        let s = format!("{c:?}");
+        assert!(s.contains("AKID") && !s.contains("very-secret-value"), "{s}");
+        assert_eq!(c.base_url(), "https://cdsapi.capitalonline.net/redis/");
+    }
+}

@@ -1,0 +1,20 @@
+//! The CDS (CapitalOnline) Redis API client.
+//!
+//! - [`signer`]: pure request signing (signature version 1.0, HMAC-SHA1);
+//! - [`wire`]: the API's JSON, parsed leniently;
+//! - [`error`]: one error type that knows what is retryable;
+//! - [`client`]: the HTTP edge (rate limit, timeouts, read retries);
+//! - [`catalogue`]: flavor → `PaasGoodsId`, cached per region;
+//! - [`inventory`]: one shared listing per account and poll period.
+
+pub mod catalogue;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod inventory;
+pub mod signer;
+pub mod wire;
+
+pub use client::{CdsClient, ClientConfig, Created, InstanceFilter, SharedRateLimiter, rate_limiter};
+pub use error::{CdsError, ErrorKind};
+pub use signer::Credentials;

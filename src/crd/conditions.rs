@@ -1,0 +1,138 @@
+//! Condition types and reasons of `RedisInstance` status, and the one function that sets a
+//! condition so that `lastTransitionTime` moves only when the condition's status flips.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// Condition type: the instance is usable (cloud `RUNNING`, connection Secret written).
+pub const READY: &str = "Ready";
+/// Condition type: the last reconcile of `observedGeneration` succeeded.
+pub const SYNCED: &str = "Synced";
+
+/// Reasons of the `Ready` condition.
+pub mod ready {
+    /// The cloud reports the instance running and the connection Secret is written.
+    pub const AVAILABLE: &str = "Available";
+    /// The instance is being created.
+    pub const CREATING: &str = "Creating";
+    /// The instance is being deleted.
+    pub const DELETING: &str = "Deleting";
+    /// The instance exists but is not running (or nothing exists yet).
+    pub const UNAVAILABLE: &str = "Unavailable";
+    /// A known instance vanished from the cloud; the operator does not re-create it.
+    pub const EXTERNALLY_DELETED: &str = "ExternallyDeleted";
+}
+
+/// Reasons of the `Synced` condition.
+pub mod synced {
+    /// The last reconcile succeeded.
+    pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
+    /// A referenced Secret does not exist.
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// A referenced Secret lacks the key, or its value is empty or invalid.
+    pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+    /// The spec cannot be acted upon (something admission could not check).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The flavor is not offered in the region.
+    pub const FLAVOR_NOT_AVAILABLE: &str = "FlavorNotAvailable";
+    /// The cloud refused the request with an error that retrying will not fix.
+    pub const CLOUD_REJECTED: &str = "CloudRejected";
+    /// The cloud failed or could not be reached; retried with backoff.
+    pub const CLOUD_UNAVAILABLE: &str = "CloudUnavailable";
+    /// The cloud or the operator's rate limit throttled the request; retried with backoff.
+    pub const THROTTLED: &str = "Throttled";
+    /// More than one cloud instance carries this object's name; the operator will not guess.
+    pub const AMBIGUOUS_INSTANCE: &str = "AmbiguousInstance";
+    /// The password Secret changed after the instance was created with another password.
+    pub const PASSWORD_OUT_OF_SYNC: &str = "PasswordOutOfSync";
+    /// The cloud does not know the instance this object manages any more.
+    pub const EXTERNALLY_DELETED: &str = "ExternallyDeleted";
+    /// The instance to adopt or observe does not exist.
+    pub const INSTANCE_NOT_FOUND: &str = "InstanceNotFound";
+    /// Neither the operator nor the object has CDS credentials.
+    pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
+    /// A Kubernetes API call failed; retried with backoff.
+    pub const KUBERNETES_API_ERROR: &str = "KubernetesAPIError";
+}
+
+/// Sets condition `new` in `conditions`, keeping the old `lastTransitionTime` unless the status
+/// flips. Returns whether anything other than the transition time changed.
+pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(old) => {
+            if old.status == new.status {
+                new.last_transition_time = old.last_transition_time.clone();
+            }
+            let changed = old.status != new.status
+                || old.reason != new.reason
+                || old.message != new.message
+                || old.observed_generation != new.observed_generation;
+            *old = new;
+            changed
+        }
+        None => {
+            conditions.push(new);
+            true
+        }
+    }
+}
+
+/// A condition of `type_` with the given status, reason and message, stamped `now`.
+pub fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Time,
+) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: if status { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time: now,
+    }
+}
+
+/// The condition of `type_` in `conditions`, if any.
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_status_flips() {
+        let mut cs = vec![];
+        assert!(set_condition(
+            &mut cs,
+            condition(READY, false, ready::CREATING, "", Some(1), t(10))
+        ));
+        // Same status, new reason: changed, but the transition time stays.
+        assert!(set_condition(
+            &mut cs,
+            condition(READY, false, ready::UNAVAILABLE, "", Some(1), t(20))
+        ));
+        assert_eq!(cs[0].last_transition_time, t(10));
+        // Identical: nothing changed.
+        assert!(!set_condition(
+            &mut cs,
+            condition(READY, false, ready::UNAVAILABLE, "", Some(1), t(30))
+        ));
+        assert_eq!(cs[0].last_transition_time, t(10));
+        // Flip: the transition time moves.
+        assert!(set_condition(
+            &mut cs,
+            condition(READY, true, ready::AVAILABLE, "", Some(1), t(40))
+        ));
+        assert_eq!(cs[0].last_transition_time, t(40));
+        assert_eq!(cs.len(), 1);
+    }
+}

@@ -1,0 +1,478 @@
+//! The `RedisInstance` API (`cds.capitalonline.net/v1alpha1`): what users write and read back.
+//!
+//! The Rust types are the source of truth for the CRD: `cds-redis-operator crd` prints
+//! [`RedisInstance::crd`], and `crds/` holds that output (a test fails when it is stale).
+//! Every field's doc comment becomes its OpenAPI description, which `kubectl explain` prints.
+//! Admission-time rules (immutability, exactly-one-of, port rules) are CEL rules in the schema,
+//! so the API server enforces them before the operator ever sees a bad object.
+
+pub mod conditions;
+mod naming;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use naming::default_instance_name;
+
+/// API group of every CDS resource.
+pub const GROUP: &str = "cds.capitalonline.net";
+/// Finalizer that keeps a `RedisInstance` until its cloud instance is cleaned up.
+pub const FINALIZER: &str = "cds.capitalonline.net/cleanup";
+/// Field manager used for every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "cds-redis-operator";
+/// Ports the cloud refuses for `ServicePort` (its own exporters and cluster bus).
+pub const FORBIDDEN_SERVICE_PORTS: [u16; 4] = [9100, 9121, 9122, 16379];
+/// Port the cloud uses when `servicePort` is not given.
+pub const DEFAULT_SERVICE_PORT: u16 = 9736;
+
+/// Expands to a CEL rule that makes an optional spec field immutable: it may be neither added,
+/// removed nor changed after creation.
+macro_rules! immutable_optional {
+    ($field:literal) => {
+        concat!(
+            "has(self.",
+            $field,
+            ") == has(oldSelf.",
+            $field,
+            ") && (!has(self.",
+            $field,
+            ") || self.",
+            $field,
+            " == oldSelf.",
+            $field,
+            ")"
+        )
+    };
+}
+
+/// A Redis instance on CapitalOnline cloud (CDS), created, observed and deleted by the operator.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "cds.capitalonline.net",
+    version = "v1alpha1",
+    kind = "RedisInstance",
+    plural = "redisinstances",
+    shortname = "cdsredis",
+    category = "cds",
+    namespaced,
+    status = "RedisInstanceStatus",
+    doc = "A Redis instance on CapitalOnline cloud (CDS). The operator creates it exactly once, \
+           follows it until it runs, reports its endpoint and conditions in status, and deletes it \
+           (or keeps it, see deletionPolicy) when this object is deleted.",
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
+    printcolumn = r#"{"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint.host"}"#,
+    printcolumn = r#"{"name": "UUID", "type": "string", "jsonPath": ".status.instanceUuid"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name": "Port", "type": "integer", "jsonPath": ".status.endpoint.port", "priority": 1}"#,
+    printcolumn = r#"{"name": "TaskId", "type": "string", "jsonPath": ".status.taskId", "priority": 1}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Synced\")].reason", "priority": 1}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.paasGoodsId) != has(self.flavor)")
+        .message("exactly one of paasGoodsId or flavor must be set"),
+    validation = Rule::new(immutable_optional!("instanceName")).message("instanceName is immutable"),
+    validation = Rule::new(immutable_optional!("paasGoodsId")).message("paasGoodsId is immutable"),
+    validation = Rule::new(immutable_optional!("flavor")).message("flavor is immutable"),
+    validation = Rule::new(immutable_optional!("servicePort")).message("servicePort is immutable"),
+    validation = Rule::new(immutable_optional!("testGroupId")).message("testGroupId is immutable"),
+    validation = Rule::new(immutable_optional!("subjectId")).message("subjectId is immutable"),
+    validation = Rule::new(
+        "!has(oldSelf.instanceUuid) || (has(self.instanceUuid) && self.instanceUuid == oldSelf.instanceUuid)"
+    )
+    .message("instanceUuid is immutable once set")
+)]
+pub struct RedisInstanceSpec {
+    /// Region (site/zone) of the instance, e.g. `CN_Beijing_A`; `cds-redis-operator cds regions`
+    /// lists the regions where Redis is on sale. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("regionId is immutable"))]
+    #[schemars(length(min = 1))]
+    pub region_id: String,
+
+    /// Virtual data centre (VDC) the instance lives in (`VdcId` of `DescribeVdc`). Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("vdcId is immutable"))]
+    #[schemars(length(min = 1))]
+    pub vdc_id: String,
+
+    /// The VDC's private network the instance takes its IP from (`PrivateNetwork[].PrivateId`
+    /// of `DescribeVdc`). Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("basePipeId is immutable"))]
+    #[schemars(length(min = 1))]
+    pub base_pipe_id: String,
+
+    /// Name of the cloud instance. Defaults to a deterministic name derived from the namespace,
+    /// the object name and the first 8 characters of its UID (see `status.instanceName`), which
+    /// the operator also uses to find an instance whose create response was lost. Immutable;
+    /// 1-64 characters without whitespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
+    pub instance_name: Option<String>,
+
+    /// Product specification id of the region's catalogue (`PaasGoodsId` of
+    /// `DescribeAvailableDBConfig`); fixes version, architecture and memory. Exactly one of
+    /// `paasGoodsId` and `flavor` must be set. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub paas_goods_id: Option<i64>,
+
+    /// Version, architecture and memory size, resolved to a `paasGoodsId` through the region's
+    /// catalogue (`cds-redis-operator cds flavors --region R` lists them). Exactly one of
+    /// `paasGoodsId` and `flavor` must be set. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<Flavor>,
+
+    /// TCP port Redis listens on. 1024-65535 except 9100, 9121, 9122 and 16379; the cloud uses
+    /// 9736 when unset. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(
+        "self >= 1024 && self <= 65535 && !(self in [9100, 9121, 9122, 16379])"
+    ).message("servicePort must be within 1024-65535 and not one of 9100, 9121, 9122, 16379"))]
+    pub service_port: Option<i32>,
+
+    /// Secret (in this namespace) holding the Redis password the instance is created with.
+    /// Read once, at create time; the cloud cannot change a password afterwards, so a later
+    /// change of the Secret is reported as `PasswordOutOfSync`.
+    pub password_secret_ref: SecretKeyRef,
+
+    /// Secret (in this namespace) with `accessKeyId` and `accessKeySecret` to use for this
+    /// instance instead of the operator's own credentials. May be changed to rotate keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+
+    /// Secret (in this namespace) the operator writes for applications: `host`, `port`,
+    /// `password`, `uri` (`redis://:PASSWORD@HOST:PORT`) and `instanceUuid`. Owned by this object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_connection_secret_to_ref: Option<SecretRef>,
+
+    /// What deleting this object does to the cloud instance: `Delete` it or `Retain` it.
+    /// Defaults to the operator's `--default-deletion-policy` (itself `Delete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+
+    /// Adopt this existing cloud instance instead of creating one. Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub instance_uuid: Option<String>,
+
+    /// `Full` (default): create, observe and delete the instance. `ObserveOnly`: never create
+    /// or delete, only report the instance named by `instanceUuid` or `instanceName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
+
+    /// Billing: use test-group billing (`TestGroupId`), passed through on create. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_group_id: Option<i64>,
+
+    /// Billing subject (`SubjectId`, a test-account id of `DescribeAccountSubject`), passed
+    /// through on create. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_id: Option<i64>,
+}
+
+/// Version, architecture and memory of an instance, resolved against the region's catalogue.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Flavor {
+    /// Redis version as the catalogue spells it, e.g. `5.0`, `4.0`, `2.8`.
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+$"))]
+    pub version: String,
+    /// Architecture: `MasterReplica`, `Cluster` or `EconomicalMasterReplica`.
+    pub architecture: Architecture,
+    /// Memory in GB, e.g. `4`.
+    #[schemars(range(min = 1))]
+    pub ram_gb: i64,
+}
+
+/// The cloud's Redis architectures (`ArchitectureType` 1, 2, 3 in the catalogue).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Architecture {
+    /// Master with a replica (主从版, type 1).
+    MasterReplica,
+    /// Sharded cluster (集群版, type 2).
+    Cluster,
+    /// Economical master-replica (经济型主从版, type 3).
+    EconomicalMasterReplica,
+}
+
+impl Architecture {
+    /// The `ArchitectureType` number the catalogue uses.
+    pub fn cloud_type(self) -> i64 {
+        match self {
+            Self::MasterReplica => 1,
+            Self::Cluster => 2,
+            Self::EconomicalMasterReplica => 3,
+        }
+    }
+
+    /// The architecture of a catalogue `ArchitectureType` number, if it is one we know.
+    pub fn from_cloud_type(t: i64) -> Option<Self> {
+        match t {
+            1 => Some(Self::MasterReplica),
+            2 => Some(Self::Cluster),
+            3 => Some(Self::EconomicalMasterReplica),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::MasterReplica => "MasterReplica",
+            Self::Cluster => "Cluster",
+            Self::EconomicalMasterReplica => "EconomicalMasterReplica",
+        })
+    }
+}
+
+impl std::fmt::Display for Flavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}GB", self.version, self.architecture, self.ram_gb)
+    }
+}
+
+/// A key of a Secret in the object's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key within the Secret's data; defaults to `password`.
+    #[serde(default = "default_password_key")]
+    pub key: String,
+}
+
+impl Default for SecretKeyRef {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            key: default_password_key(),
+        }
+    }
+}
+
+fn default_password_key() -> String {
+    "password".to_owned()
+}
+
+/// A Secret in the object's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// What deleting the object does to its cloud instance.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the cloud instance, then release the object.
+    #[default]
+    Delete,
+    /// Keep the cloud instance; only the object goes.
+    Retain,
+}
+
+/// How much the operator may do to the cloud instance.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Create, observe and delete.
+    #[default]
+    Full,
+    /// Only observe and report; never create or delete.
+    ObserveOnly,
+}
+
+/// What the operator observed and did; written only by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisInstanceStatus {
+    /// UUID of the cloud instance (`InstanceUuid`), once created or adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_uuid: Option<String>,
+    /// `TaskId` the cloud returned for the create (for support; tasks cannot be queried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// Name of the cloud instance actually used (the spec's or the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    /// `PaasGoodsId` used for the create (the spec's, or resolved from `flavor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paas_goods_id: Option<i64>,
+    /// Lifecycle phase: `Pending`, `Creating`, `Running`, `Deleting`, `Failed` or `Unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The cloud's `Status` of the instance, verbatim (e.g. `CREATING`, `RUNNING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_status: Option<String>,
+    /// The cloud's `StatusStr` of the instance, verbatim (e.g. 运行中).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_status_text: Option<String>,
+    /// Where clients connect: the instance's private IP and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
+    /// Memory of the instance in MB, as the cloud reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ram_mb: Option<i64>,
+    /// Redis version, as the cloud reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Creation time as the cloud reports it (`YYYY-MM-DD HH:MM:SS`, cloud time zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<String>,
+    /// The `metadata.generation` the status was last computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the operator last read the instance from the cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+    /// A create the operator started; kept until its outcome is known, so that a crash or a lost
+    /// response is resolved by looking the name up instead of creating a second instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_attempt: Option<CreateAttempt>,
+    /// `Ready` and `Synced` conditions (standard `metav1.Condition`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// Where clients connect to the instance.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    /// Private IP address of the instance in its VDC network.
+    pub host: String,
+    /// TCP port of the instance.
+    pub port: i32,
+}
+
+/// The intent marker written before `CreateDBInstance` is called.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateAttempt {
+    /// The instance name the create was sent with.
+    pub instance_name: String,
+    /// When the create was started.
+    pub started_at: Time,
+}
+
+/// Lifecycle phase of a `RedisInstance`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Nothing created yet (waiting for input or for the create to start).
+    Pending,
+    /// The cloud is creating the instance.
+    Creating,
+    /// The cloud reports the instance `RUNNING`.
+    Running,
+    /// The instance is being deleted.
+    Deleting,
+    /// A terminal error stops progress until the object or its Secrets change.
+    Failed,
+    /// The cloud reports a status the operator does not know.
+    Unknown,
+}
+
+impl RedisInstance {
+    /// The effective management policy (`Full` unless the spec says otherwise).
+    pub fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy.unwrap_or_default()
+    }
+}
+
+/// The CRD as YAML, exactly what `cds-redis-operator crd` prints and `crds/` holds.
+pub fn crd_yaml() -> String {
+    let crd = RedisInstance::crd();
+    let yaml = serde_yaml::to_string(&crd).expect("a CRD always serialises to YAML");
+    format!("---\n{yaml}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> serde_json::Value {
+        let crd = serde_json::to_value(RedisInstance::crd()).unwrap();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+    }
+
+    #[test]
+    fn crd_has_identity_of_the_contract() {
+        let crd = RedisInstance::crd();
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(crd.spec.names.plural, "redisinstances");
+        assert_eq!(
+            crd.spec.names.short_names.as_deref(),
+            Some(&["cdsredis".to_owned()][..])
+        );
+        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["cds".to_owned()][..]));
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let v = &crd.spec.versions[0];
+        assert_eq!(v.name, "v1alpha1");
+        assert!(v.subresources.as_ref().unwrap().status.is_some());
+        let cols: Vec<_> = v
+            .additional_printer_columns
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|c| c.priority.unwrap_or(0) == 0)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(cols, ["Ready", "Phase", "Endpoint", "UUID", "Age"]);
+    }
+
+    #[test]
+    fn conditions_are_a_list_map_keyed_by_type() {
+        let conds = &schema()["properties"]["status"]["properties"]["conditions"];
+        assert_eq!(conds["x-kubernetes-list-type"], "map");
+        assert_eq!(conds["x-kubernetes-list-map-keys"], serde_json::json!(["type"]));
+    }
+
+    #[test]
+    fn every_spec_and_status_field_is_documented() {
+        fn walk(path: &str, s: &serde_json::Value, missing: &mut Vec<String>) {
+            if let Some(props) = s.get("properties").and_then(|p| p.as_object()) {
+                for (name, p) in props {
+                    let here = format!("{path}.{name}");
+                    if p.get("description").and_then(|d| d.as_str()).is_none_or(str::is_empty) {
+                        missing.push(here.clone());
+                    }
+                    walk(&here, p, missing);
+                    if let Some(items) = p.get("items") {
+                        walk(&here, items, missing);
+                    }
+                }
+            }
+        }
+        let s = schema();
+        let mut missing = vec![];
+        walk("spec", &s["properties"]["spec"], &mut missing);
+        walk("status", &s["properties"]["status"], &mut missing);
+        assert!(missing.is_empty(), "fields without a description: {missing:?}");
+    }
+
+    #[test]
+    fn password_key_defaults_to_password() {
+        let r: SecretKeyRef = serde_json::from_str(r#"{"name":"s"}"#).unwrap();
+        assert_eq!(r.key, "password");
+        let key = &schema()["properties"]["spec"]["properties"]["passwordSecretRef"]["properties"]["key"];
+        assert_eq!(key["default"], "password");
+    }
+
+    #[test]
+    fn architecture_round_trips_through_cloud_type() {
+        for a in [
+            Architecture::MasterReplica,
+            Architecture::Cluster,
+            Architecture::EconomicalMasterReplica,
+        ] {
+            assert_eq!(Architecture::from_cloud_type(a.cloud_type()), Some(a));
+        }
+        assert_eq!(Architecture::from_cloud_type(7), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! The `cds-redis-operator` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Kubernetes operator for Redis instances on CapitalOnline cloud (CDS).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the RedisInstance CustomResourceDefinition as YAML.
+    Crd,
+    /// Serve a local CDS Redis API (for tests, demos and GitOps dry runs).
+    Simulator(cds_redis_operator::simulator::SimulatorConfig),
+    /// Inspect the CDS account: regions, flavors and instances.
+    Cds(cds_redis_operator::cds::cli::CdsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", cds_redis_operator::crd::crd_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Simulator(config) => run_async(async move {
+            init_logging();
+            cds_redis_operator::simulator::run(config).await
+        }),
+        Command::Cds(args) => run_async(cds_redis_operator::cds::cli::run(args)),
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init()
+    } else {
+        builder.json().init()
+    }
+}

@@ -1,0 +1,564 @@
+//! The simulated cloud: regions, catalogues, instances and backups, and the rules the real API
+//! applies to them. Pure: every operation takes the current time in milliseconds, so delays are
+//! deterministic in tests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use crate::cds::catalogue::offers;
+use crate::cds::wire::{self, Backup, CreateInstanceRequest, DbConfig, Instance, Region};
+use crate::crd::FORBIDDEN_SERVICE_PORTS;
+
+/// How long the cloud takes for its asynchronous work.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Delays {
+    /// From create to `RUNNING`.
+    pub create_ms: i64,
+    /// From delete to gone from the listing.
+    pub delete_ms: i64,
+    /// From `CreateBackup` to a finished backup.
+    pub backup_ms: i64,
+}
+
+/// One simulated instance, with the state the listing does not show.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SimInstance {
+    /// What `DescribeDBInstances` returns for it.
+    pub listed: Instance,
+    /// The `PaasGoodsId` it was created with.
+    pub paas_goods_id: i64,
+    /// The base pipe it was created in.
+    pub base_pipe_id: String,
+    /// When it becomes `RUNNING` (ms since the epoch), while creating.
+    pub running_at_ms: Option<i64>,
+    /// When it disappears, while deleting.
+    pub gone_at_ms: Option<i64>,
+    /// Until when listings do not show it (visibility lag).
+    pub visible_at_ms: i64,
+    /// Until when a task (backup) holds it.
+    pub busy_until_ms: i64,
+    /// The create's task id.
+    pub task_id: String,
+    /// Its backups.
+    pub backups: Vec<Backup>,
+}
+
+/// The simulated account(s): everything the API can see or change.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cloud {
+    /// Regions of `DescribeRegins`.
+    pub regions: Vec<Region>,
+    /// Catalogue per region.
+    pub catalogues: HashMap<String, DbConfig>,
+    /// Instances by UUID.
+    pub instances: BTreeMap<String, SimInstance>,
+    /// Next task id.
+    pub next_task: u64,
+    /// Next private IP suffix.
+    pub next_ip: u32,
+    /// Delays of asynchronous work.
+    pub delays: Delays,
+    /// Highest `Amount` accepted by `CreateDBInstance`.
+    pub max_amount: i64,
+}
+
+/// What a create made.
+#[derive(Debug)]
+pub struct CreatedInstances {
+    /// UUIDs of the new instances.
+    pub uuids: Vec<String>,
+    /// The task id.
+    pub task_id: String,
+}
+
+fn format_created(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+impl Cloud {
+    /// A cloud with these regions and catalogues and no instances.
+    pub fn new(regions: Vec<Region>, catalogues: HashMap<String, DbConfig>, delays: Delays, max_amount: i64) -> Self {
+        Self {
+            regions,
+            catalogues,
+            instances: BTreeMap::new(),
+            next_task: 7_424_648,
+            next_ip: 10,
+            delays,
+            max_amount,
+        }
+    }
+
+    /// Moves asynchronous work forward to `now`; returns the UUIDs of instances that vanished.
+    pub fn advance(&mut self, now: i64) -> Vec<String> {
+        let mut gone = vec![];
+        for (uuid, inst) in &mut self.instances {
+            if inst.running_at_ms.is_some_and(|t| t <= now) {
+                inst.running_at_ms = None;
+                inst.listed.status = wire::STATUS_RUNNING.into();
+                inst.listed.status_str = "运行中".into();
+            }
+            if inst.gone_at_ms.is_some_and(|t| t <= now) {
+                gone.push(uuid.clone());
+            }
+            for b in &mut inst.backups {
+                if b.status == "running" && inst.busy_until_ms <= now {
+                    b.status = "finished".into();
+                    b.end_time = format_created(now);
+                }
+            }
+        }
+        for uuid in &gone {
+            self.instances.remove(uuid);
+        }
+        gone
+    }
+
+    fn task(&mut self) -> String {
+        self.next_task += 1;
+        self.next_task.to_string()
+    }
+
+    fn region_on_sale(&self, region_id: &str) -> Result<&DbConfig, ApiError> {
+        let on_sale = self.regions.iter().any(|r| r.region_id == region_id && r.on_sale());
+        match self.catalogues.get(region_id) {
+            Some(cfg) if on_sale => Ok(cfg),
+            _ => Err(ApiError::bad_request(
+                "InvalidParameter",
+                format!("Redis is not on sale in region {region_id:?}"),
+            )),
+        }
+    }
+
+    /// `DescribeAvailableDBConfig`.
+    pub fn describe_config(&self, region_id: Option<&str>) -> Result<DbConfig, ApiError> {
+        let region_id = required(region_id, "RegionId")?;
+        self.region_on_sale(region_id).cloned()
+    }
+
+    /// `CreateDBInstance`: validates like the cloud, then starts `Amount` instances `CREATING`.
+    /// `port_for` may override the reported IP and port (the redis-server backend).
+    pub fn create(
+        &mut self,
+        req: &CreateInstanceRequest,
+        now: i64,
+        visibility_lag_ms: i64,
+    ) -> Result<CreatedInstances, ApiError> {
+        for (name, value) in [
+            ("RegionId", &req.region_id),
+            ("VdcId", &req.vdc_id),
+            ("BasePipeId", &req.base_pipe_id),
+            ("InstanceName", &req.instance_name),
+            ("Password", &req.password),
+        ] {
+            required(Some(value.as_str()), name)?;
+        }
+        let goods = req
+            .paas_goods_id
+            .ok_or_else(|| ApiError::bad_request("ArgMissing", "PaasGoodsId is missing"))?;
+        let cfg = self.region_on_sale(&req.region_id)?;
+        let offer = offers(cfg)
+            .into_iter()
+            .find(|o| o.paas_goods_id == goods)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "InvalidParameter",
+                    format!("PaasGoodsId {goods} is not offered in region {}", req.region_id),
+                )
+            })?;
+        let sub_product = cfg
+            .products
+            .iter()
+            .flat_map(|p| &p.architectures)
+            .find(|a| a.architecture_type == Some(offer.architecture_type))
+            .map(|a| a.sub_product_name.clone())
+            .unwrap_or_default();
+        let port = req.service_port.unwrap_or(i64::from(crate::crd::DEFAULT_SERVICE_PORT));
+        if !(1024..=65535).contains(&port) || FORBIDDEN_SERVICE_PORTS.iter().any(|&p| i64::from(p) == port) {
+            return Err(ApiError::bad_request(
+                "InvalidParameter",
+                format!("ServicePort {port} is not allowed: use 1024-65535 except 9100, 9121, 9122, 16379"),
+            ));
+        }
+        let amount = req.amount.unwrap_or(1);
+        if amount < 1 || amount > self.max_amount {
+            return Err(ApiError::bad_request(
+                "InvalidParameter",
+                format!("Amount must be between 1 and {}", self.max_amount),
+            ));
+        }
+        let task_id = self.task();
+        let vdc_name = format!("vdc-{}", req.vdc_id.chars().take(8).collect::<String>());
+        let display = self
+            .regions
+            .iter()
+            .find(|r| r.region_id == req.region_id)
+            .map(|r| r.site_name.clone())
+            .unwrap_or_default();
+        let mut uuids = vec![];
+        for _ in 0..amount {
+            let uuid = uuid::Uuid::new_v4().to_string();
+            self.next_ip += 1;
+            let ip = format!("10.240.{}.{}", self.next_ip / 250, self.next_ip % 250 + 2);
+            let listed = Instance {
+                instance_uuid: uuid.clone(),
+                instance_name: req.instance_name.clone(),
+                status: wire::STATUS_CREATING.into(),
+                status_str: "创建中".into(),
+                ip,
+                port: Some(port),
+                ram: Some(offer.ram_gb * 1024),
+                version: offer.version.clone(),
+                sub_product_name: sub_product.clone(),
+                region_id: req.region_id.clone(),
+                vdc_id: req.vdc_id.clone(),
+                vdc_name: vdc_name.clone(),
+                display_name: display.clone(),
+                link_type: "default_link".into(),
+                link_type_str: "默认链路".into(),
+                created_time: format_created(now),
+                resource_id: uuid::Uuid::new_v4().to_string(),
+                master_info: serde_json::Value::String(String::new()),
+                ..Default::default()
+            };
+            self.instances.insert(
+                uuid.clone(),
+                SimInstance {
+                    listed,
+                    paas_goods_id: goods,
+                    base_pipe_id: req.base_pipe_id.clone(),
+                    running_at_ms: Some(now + self.delays.create_ms),
+                    gone_at_ms: None,
+                    visible_at_ms: now + visibility_lag_ms,
+                    busy_until_ms: 0,
+                    task_id: task_id.clone(),
+                    backups: vec![],
+                },
+            );
+            uuids.push(uuid);
+        }
+        // A zero delay means "at once": the instance is RUNNING in the create's own answer.
+        self.advance(now);
+        Ok(CreatedInstances { uuids, task_id })
+    }
+
+    /// `DescribeDBInstances`: `InstanceUuid` matches exactly, `InstanceName` and `IP` as
+    /// substrings (as the doc's IP example suggests), so clients must check equality.
+    pub fn list(&self, params: &BTreeMap<String, String>, now: i64) -> Vec<Instance> {
+        let get = |k: &str| params.get(k).filter(|v| !v.is_empty());
+        self.instances
+            .values()
+            .filter(|i| i.visible_at_ms <= now)
+            .filter(|i| get("InstanceUuid").is_none_or(|u| &i.listed.instance_uuid == u))
+            .filter(|i| get("InstanceName").is_none_or(|n| i.listed.instance_name.contains(n.as_str())))
+            .filter(|i| get("IP").is_none_or(|ip| i.listed.ip.contains(ip.as_str())))
+            .map(|i| i.listed.clone())
+            .collect()
+    }
+
+    fn instance_mut(&mut self, uuid: Option<&str>) -> Result<&mut SimInstance, ApiError> {
+        let uuid = required(uuid, "InstanceUuid")?;
+        self.instances
+            .get_mut(uuid)
+            .ok_or_else(|| ApiError::new(404, "ResourceNotFound", format!("instance {uuid} does not exist")))
+    }
+
+    fn busy_check(inst: &SimInstance, now: i64) -> Result<(), ApiError> {
+        if inst.running_at_ms.is_some() || inst.gone_at_ms.is_some() || inst.busy_until_ms > now {
+            return Err(ApiError::new(
+                409,
+                "ResourceInUse",
+                format!("instance {} is busy with another task", inst.listed.instance_uuid),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `DeleteDBInstance`: unknown → `ResourceNotFound`; busy → `ResourceInUse`.
+    pub fn delete(&mut self, uuid: Option<&str>, now: i64) -> Result<String, ApiError> {
+        let delay = self.delays.delete_ms;
+        let inst = self.instance_mut(uuid)?;
+        Self::busy_check(inst, now)?;
+        inst.gone_at_ms = Some(now + delay);
+        inst.listed.status = wire::STATUS_DELETING.into();
+        inst.listed.status_str = "删除中".into();
+        let task = self.task();
+        self.advance(now);
+        Ok(task)
+    }
+
+    /// `DescribeBackups`.
+    pub fn backups(&mut self, uuid: Option<&str>) -> Result<Vec<Backup>, ApiError> {
+        Ok(self.instance_mut(uuid)?.backups.clone())
+    }
+
+    /// `DownloadBackup`.
+    pub fn download_backup(&mut self, uuid: Option<&str>, backup_id: Option<&str>) -> Result<Backup, ApiError> {
+        let inst = self.instance_mut(uuid)?;
+        let backup_id = required(backup_id, "BackupId")?;
+        let b = inst
+            .backups
+            .iter()
+            .find(|b| b.backup_id == backup_id)
+            .ok_or_else(|| ApiError::new(404, "ResourceNotFound", format!("backup {backup_id} does not exist")))?;
+        let mut b = b.clone();
+        b.backup_download_url = format!("https://backup.example.invalid/{}/{}.rdb", b.instance_id, b.backup_id);
+        b.backup_intranet_download_url = format!("http://10.0.0.1/backup/{}/{}.rdb", b.instance_id, b.backup_id);
+        Ok(b)
+    }
+
+    /// `CreateBackup`: needs a running, idle instance; holds it for the backup delay.
+    pub fn create_backup(&mut self, uuid: Option<&str>, desc: &str, now: i64) -> Result<String, ApiError> {
+        let delay = self.delays.backup_ms;
+        let inst = self.instance_mut(uuid)?;
+        Self::busy_check(inst, now)?;
+        inst.busy_until_ms = now + delay;
+        let backup = Backup {
+            backup_id: uuid::Uuid::new_v4().to_string(),
+            backup_mode: "manual".into(),
+            backup_size: Some(inst.listed.ram.unwrap_or(0) * 1024),
+            backup_type: "full-backup".into(),
+            desc: desc.into(),
+            start_time: format_created(now),
+            instance_id: inst.listed.instance_uuid.clone(),
+            status: "running".into(),
+            ..Default::default()
+        };
+        inst.backups.push(backup);
+        let task = self.task();
+        self.advance(now);
+        Ok(task)
+    }
+
+    /// `DeleteBackup`.
+    pub fn delete_backup(&mut self, uuid: Option<&str>, backup_id: Option<&str>, now: i64) -> Result<String, ApiError> {
+        let inst = self.instance_mut(uuid)?;
+        let backup_id = required(backup_id, "BackupId")?;
+        Self::busy_check(inst, now)?;
+        let before = inst.backups.len();
+        inst.backups.retain(|b| b.backup_id != backup_id);
+        if inst.backups.len() == before {
+            return Err(ApiError::new(
+                404,
+                "ResourceNotFound",
+                format!("backup {backup_id} does not exist"),
+            ));
+        }
+        Ok(self.task())
+    }
+}
+
+fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request("ArgMissing", format!("{name} is missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::default_cloud;
+
+    fn cloud() -> Cloud {
+        default_cloud(
+            Delays {
+                create_ms: 1000,
+                delete_ms: 500,
+                backup_ms: 100,
+            },
+            3,
+        )
+    }
+
+    fn req() -> CreateInstanceRequest {
+        CreateInstanceRequest {
+            region_id: "CN_Beijing_A".into(),
+            vdc_id: "vdc".into(),
+            base_pipe_id: "pipe".into(),
+            instance_name: "r1".into(),
+            paas_goods_id: Some(12467),
+            password: "pw".into(),
+            amount: Some(1),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn instance_goes_creating_running_deleting_gone() {
+        let mut c = cloud();
+        let created = c.create(&req(), 0, 0).unwrap();
+        let uuid = &created.uuids[0];
+        let all = BTreeMap::new();
+        assert_eq!(c.list(&all, 0)[0].status, "CREATING");
+        assert_eq!(c.delete(Some(uuid), 10).unwrap_err().code, "ResourceInUse");
+        c.advance(999);
+        assert_eq!(c.list(&all, 999)[0].status, "CREATING");
+        c.advance(1000);
+        let i = &c.list(&all, 1000)[0];
+        assert_eq!(
+            (i.status.as_str(), i.ram, i.version.as_str(), i.port),
+            ("RUNNING", Some(4096), "2.8", Some(9736))
+        );
+        c.delete(Some(uuid), 1000).unwrap();
+        assert_eq!(c.list(&all, 1000)[0].status, "DELETING");
+        assert_eq!(c.delete(Some(uuid), 1001).unwrap_err().code, "ResourceInUse");
+        assert_eq!(c.advance(1500), vec![uuid.clone()]);
+        assert!(c.list(&all, 1500).is_empty());
+        assert_eq!(c.delete(Some(uuid), 1600).unwrap_err().code, "ResourceNotFound");
+    }
+
+    #[test]
+    fn create_is_validated_like_the_cloud() {
+        let mut c = cloud();
+        let code = |c: &mut Cloud, r: CreateInstanceRequest| c.create(&r, 0, 0).unwrap_err().code;
+        assert_eq!(
+            code(
+                &mut c,
+                CreateInstanceRequest {
+                    password: String::new(),
+                    ..req()
+                }
+            ),
+            "ArgMissing"
+        );
+        assert_eq!(
+            code(
+                &mut c,
+                CreateInstanceRequest {
+                    paas_goods_id: None,
+                    ..req()
+                }
+            ),
+            "ArgMissing"
+        );
+        assert_eq!(
+            code(
+                &mut c,
+                CreateInstanceRequest {
+                    paas_goods_id: Some(1),
+                    ..req()
+                }
+            ),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            code(
+                &mut c,
+                CreateInstanceRequest {
+                    region_id: "US_NewYork_A".into(),
+                    ..req()
+                }
+            ),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            code(
+                &mut c,
+                CreateInstanceRequest {
+                    region_id: "Mars_A".into(),
+                    ..req()
+                }
+            ),
+            "InvalidParameter"
+        );
+        for port in [80, 9100, 9121, 9122, 16379, 70000] {
+            assert_eq!(
+                code(
+                    &mut c,
+                    CreateInstanceRequest {
+                        service_port: Some(port),
+                        ..req()
+                    }
+                ),
+                "InvalidParameter",
+                "{port}"
+            );
+        }
+        assert_eq!(
+            code(
+                &mut c,
+                CreateInstanceRequest {
+                    amount: Some(0),
+                    ..req()
+                }
+            ),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            code(
+                &mut c,
+                CreateInstanceRequest {
+                    amount: Some(4),
+                    ..req()
+                }
+            ),
+            "InvalidParameter"
+        );
+        assert!(c.instances.is_empty());
+        assert_eq!(
+            c.create(
+                &CreateInstanceRequest {
+                    amount: Some(3),
+                    ..req()
+                },
+                0,
+                0
+            )
+            .unwrap()
+            .uuids
+            .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn name_filter_is_loose_and_visibility_lags() {
+        let mut c = cloud();
+        c.create(
+            &CreateInstanceRequest {
+                instance_name: "cache".into(),
+                ..req()
+            },
+            0,
+            0,
+        )
+        .unwrap();
+        c.create(
+            &CreateInstanceRequest {
+                instance_name: "cache-2".into(),
+                ..req()
+            },
+            0,
+            5000,
+        )
+        .unwrap();
+        let by_name = BTreeMap::from([("InstanceName".to_owned(), "cache".to_owned())]);
+        assert_eq!(c.list(&by_name, 0).len(), 1);
+        assert_eq!(c.list(&by_name, 5000).len(), 2);
+    }
+
+    #[test]
+    fn backups_hold_the_instance() {
+        let mut c = cloud();
+        let uuid = c.create(&req(), 0, 0).unwrap().uuids[0].clone();
+        c.advance(1000);
+        c.create_backup(Some(&uuid), "nightly", 1000).unwrap();
+        assert_eq!(c.delete(Some(&uuid), 1050).unwrap_err().code, "ResourceInUse");
+        c.advance(1100);
+        let b = c.backups(Some(&uuid)).unwrap();
+        assert_eq!((b.len(), b[0].status.as_str()), (1, "finished"));
+        let d = c.download_backup(Some(&uuid), Some(&b[0].backup_id)).unwrap();
+        assert!(!d.backup_download_url.is_empty());
+        c.delete_backup(Some(&uuid), Some(&b[0].backup_id), 1100).unwrap();
+        assert_eq!(
+            c.delete_backup(Some(&uuid), Some(&b[0].backup_id), 1100)
+                .unwrap_err()
+                .code,
+            "ResourceNotFound"
+        );
+    }
+}
