@@ -2,4 +2,5 @@
 
 mod support;
 
+mod cds_api;
 mod crd_api;

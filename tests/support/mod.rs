@@ -2,3 +2,4 @@
 #![allow(dead_code)] // each test module uses a different part of the support code
 
 pub mod control_plane;
+pub mod sim;
