@@ -2,11 +2,19 @@
 //!
 //! - [`crd`]: the `RedisInstance` API (spec, status, conditions);
 //! - [`cds`]: the signed CDS Redis API client;
-//! - [`simulator`]: a local CDS Redis API for tests, demos and dry runs.
+//! - [`controller`]: the `RedisInstance` controller (observe → plan → act → report);
+//! - [`simulator`]: a local CDS Redis API for tests, demos and dry runs;
+//! - [`error`], [`metrics`], [`server`], [`leader`], [`config`]: the operator's plumbing.
 
 pub mod cds;
 pub mod config;
+pub mod controller;
 pub mod crd;
+pub mod error;
+pub mod failpoint;
+pub mod leader;
+pub mod metrics;
+pub mod server;
 pub mod simulator;
 
 /// Completes on SIGINT or SIGTERM.

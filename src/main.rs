@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: reconcile RedisInstance objects against the CDS API.
+    Run(Box<cds_redis_operator::controller::RunConfig>),
     /// Print the RedisInstance CustomResourceDefinition as YAML.
     Crd,
     /// Serve a local CDS Redis API (for tests, demos and GitOps dry runs).
@@ -29,6 +31,10 @@ fn main() -> ExitCode {
             print!("{}", cds_redis_operator::crd::crd_yaml());
             ExitCode::SUCCESS
         }
+        Command::Run(config) => run_async(async move {
+            init_logging();
+            cds_redis_operator::controller::run(*config).await
+        }),
         Command::Simulator(config) => run_async(async move {
             init_logging();
             cds_redis_operator::simulator::run(config).await

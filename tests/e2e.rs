@@ -3,4 +3,5 @@
 mod support;
 
 mod cds_api;
+mod controller;
 mod crd_api;

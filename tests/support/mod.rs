@@ -2,4 +2,5 @@
 #![allow(dead_code)] // each test module uses a different part of the support code
 
 pub mod control_plane;
+pub mod operator;
 pub mod sim;

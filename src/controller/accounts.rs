@@ -1,0 +1,74 @@
+//! One CDS client, inventory and catalogue per set of credentials, shared by every object that
+//! uses them, so one listing per account and poll period serves all of them.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::ExposeSecret as _;
+
+use crate::cds::catalogue::Catalogue;
+use crate::cds::client::CallObserver;
+use crate::cds::inventory::Inventory;
+use crate::cds::{CdsClient, CdsError, ClientConfig, Credentials, SharedRateLimiter};
+
+/// Everything tied to one access key.
+pub struct Account {
+    /// The client.
+    pub client: CdsClient,
+    /// The shared listing.
+    pub inventory: Inventory,
+    /// The region catalogues.
+    pub catalogue: Catalogue,
+}
+
+/// The accounts in use, keyed by access key id and a fingerprint of the secret (a rotated
+/// secret gets a fresh account; the fingerprint never leaves memory).
+pub struct Accounts {
+    config: ClientConfig,
+    limiter: SharedRateLimiter,
+    observer: Arc<dyn CallObserver>,
+    catalogue_ttl: Duration,
+    accounts: Mutex<HashMap<(String, u64), Arc<Account>>>,
+}
+
+impl Accounts {
+    /// A pool whose clients share `limiter` and report to `observer`.
+    pub fn new(
+        config: ClientConfig,
+        limiter: SharedRateLimiter,
+        observer: Arc<dyn CallObserver>,
+        catalogue_ttl: Duration,
+    ) -> Self {
+        Self {
+            config,
+            limiter,
+            observer,
+            catalogue_ttl,
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The account of `credentials`, made on first use.
+    pub fn get(&self, credentials: Credentials) -> Result<Arc<Account>, CdsError> {
+        let mut h = DefaultHasher::new();
+        credentials.access_key_secret.expose_secret().hash(&mut h);
+        let key = (credentials.access_key_id.clone(), h.finish());
+        let mut accounts = self.accounts.lock().expect("not poisoned");
+        if let Some(a) = accounts.get(&key) {
+            return Ok(a.clone());
+        }
+        // A rotated secret replaces the old account of the same key id.
+        accounts.retain(|(id, _), _| *id != key.0);
+        let client = CdsClient::new(self.config.clone(), credentials, self.limiter.clone())?
+            .with_observer(self.observer.clone());
+        let account = Arc::new(Account {
+            inventory: Inventory::new(client.clone()),
+            catalogue: Catalogue::new(self.catalogue_ttl),
+            client,
+        });
+        accounts.insert(key, account.clone());
+        Ok(account)
+    }
+}

@@ -1,0 +1,218 @@
+//! Prometheus metrics of the operator: reconciles, failures by reason, durations, cloud calls by
+//! action and outcome, objects by phase, time to Ready, leadership.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::cds::client::CallObserver;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+}
+
+/// The operator's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<OutcomeLabels, Counter>,
+    failures: Family<ReasonLabels, Counter>,
+    reconcile_duration: Histogram,
+    cloud_calls: Family<CallLabels, Counter>,
+    cloud_call_duration: Family<ActionLabels, Histogram>,
+    objects: Family<PhaseLabels, Gauge>,
+    time_to_ready: Histogram,
+    leader: Gauge,
+    phases: Mutex<HashMap<String, String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `cds_redis` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cds_redis");
+        let reconciles = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by outcome (success, error)",
+            reconciles.clone(),
+        );
+        let failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "reconcile_failures",
+            "Failed reconciles by condition reason",
+            failures.clone(),
+        );
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            reconcile_duration.clone(),
+        );
+        let cloud_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "cloud_calls",
+            "CDS API calls by action and outcome (success or error code)",
+            cloud_calls.clone(),
+        );
+        let cloud_call_duration = Family::<ActionLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        registry.register(
+            "cloud_call_duration_seconds",
+            "Latency of CDS API calls",
+            cloud_call_duration.clone(),
+        );
+        let objects = Family::<PhaseLabels, Gauge>::default();
+        registry.register("objects", "RedisInstance objects by phase", objects.clone());
+        let time_to_ready = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "time_to_ready_seconds",
+            "From object creation to its first Ready=True",
+            time_to_ready.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        Self {
+            registry,
+            reconciles,
+            failures,
+            reconcile_duration,
+            cloud_calls,
+            cloud_call_duration,
+            objects,
+            time_to_ready,
+            leader,
+            phases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records one reconcile.
+    pub fn reconciled(&self, duration: Duration, failure_reason: Option<&str>) {
+        let outcome = if failure_reason.is_some() { "error" } else { "success" };
+        self.reconciles
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        if let Some(reason) = failure_reason {
+            self.failures
+                .get_or_create(&ReasonLabels { reason: reason.into() })
+                .inc();
+        }
+        self.reconcile_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Records the phase of object `uid` (`None` when it is gone).
+    pub fn set_phase(&self, uid: &str, phase: Option<&str>) {
+        let mut phases = self.phases.lock().expect("not poisoned");
+        match phase {
+            Some(p) => {
+                phases.insert(uid.to_owned(), p.to_owned());
+            }
+            None => {
+                phases.remove(uid);
+            }
+        }
+        let mut counts: HashMap<&str, i64> = HashMap::new();
+        for p in phases.values() {
+            *counts.entry(p.as_str()).or_default() += 1;
+        }
+        for p in ["Pending", "Creating", "Running", "Deleting", "Failed", "Unknown"] {
+            self.objects
+                .get_or_create(&PhaseLabels { phase: p.into() })
+                .set(counts.get(p).copied().unwrap_or(0));
+        }
+    }
+
+    /// Records the time from creation to the first Ready.
+    pub fn became_ready(&self, after: Duration) {
+        self.time_to_ready.observe(after.as_secs_f64());
+    }
+
+    /// Records leadership.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl CallObserver for Metrics {
+    fn observe(&self, action: &str, outcome: &str, latency: Duration) {
+        self.cloud_calls
+            .get_or_create(&CallLabels {
+                action: action.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.cloud_call_duration
+            .get_or_create(&ActionLabels { action: action.into() })
+            .observe(latency.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_the_documented_series() {
+        let m = Metrics::new();
+        m.reconciled(Duration::from_millis(20), None);
+        m.reconciled(Duration::from_millis(20), Some("SecretNotFound"));
+        m.observe("CreateDBInstance", "success", Duration::from_millis(40));
+        m.set_phase("a", Some("Running"));
+        m.set_phase("b", Some("Running"));
+        m.set_phase("b", None);
+        m.became_ready(Duration::from_secs(30));
+        let text = m.encode();
+        for line in [
+            r#"cds_redis_reconciles_total{outcome="success"} 1"#,
+            r#"cds_redis_reconcile_failures_total{reason="SecretNotFound"} 1"#,
+            r#"cds_redis_cloud_calls_total{action="CreateDBInstance",outcome="success"} 1"#,
+            r#"cds_redis_objects{phase="Running"} 1"#,
+            "cds_redis_time_to_ready_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+    }
+}
