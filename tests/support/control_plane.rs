@@ -235,7 +235,11 @@ pub fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &str) -> String {
 fn start(children: &mut Vec<Child>) -> Result<ControlPlane, String> {
     let started = Instant::now();
     let assets = find_assets()?;
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("control-plane");
+    // Integration tests get CARGO_TARGET_TMPDIR; the demo (an example) uses target/tmp.
+    let tmp = option_env!("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/tmp"));
+    let root = tmp.join("control-plane");
     std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
     clean_stale(&root);
     let dir = root.join(format!("cp-{}", std::process::id()));
