@@ -5,3 +5,4 @@ mod support;
 mod cds_api;
 mod controller;
 mod crd_api;
+mod shipping;

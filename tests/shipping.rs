@@ -1,0 +1,578 @@
+//! Shipping: the chart and the plain manifests are fresh, lint-clean and accepted by a real
+//! apiserver; the chart's RBAC is enough for a full cycle (and the test notices a missing
+//! verb); a reconcile never touches the spec; the Argo CD health check reads the status right.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cds_redis_operator::crd::RedisInstance;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+use crate::support::control_plane::{self, ControlPlane, kubeconfig_yaml, unique_namespace};
+use crate::support::operator::{Operator, OperatorOptions};
+use crate::support::sim::{self, Admin, KEY_SECRET};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn helm(cp: &ControlPlane, args: &[&str]) -> std::process::Output {
+    Command::new(cp.assets.join("helm"))
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .env("HELM_CACHE_HOME", cp.dir.join("helm-cache"))
+        .env("HELM_CONFIG_HOME", cp.dir.join("helm-config"))
+        .env("HELM_DATA_HOME", cp.dir.join("helm-data"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run helm")
+}
+
+fn ok(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn chart_crds_are_the_top_level_crds() {
+    let a = std::fs::read_to_string(root().join("crds/redisinstances.cds.capitalonline.net.yaml")).unwrap();
+    let b = std::fs::read_to_string(
+        root().join("charts/cds-redis-operator/crds/redisinstances.cds.capitalonline.net.yaml"),
+    )
+    .unwrap();
+    assert!(
+        a == b,
+        "charts/cds-redis-operator/crds is stale: run scripts/generate.sh"
+    );
+}
+
+#[test]
+fn argocd_configmap_embeds_the_health_check() {
+    let lua = std::fs::read_to_string(root().join("deploy/argocd/redisinstance-health.lua")).unwrap();
+    let cm: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("deploy/argocd/argocd-cm.yaml")).unwrap()).unwrap();
+    let embedded = cm["data"]["resource.customizations.health.cds.capitalonline.net_RedisInstance"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        embedded.trim_end(),
+        lua.trim_end(),
+        "deploy/argocd/argocd-cm.yaml is stale: run scripts/generate.sh"
+    );
+}
+
+#[test]
+fn plain_manifests_are_fresh_and_the_chart_lints_strictly() {
+    if control_plane::skipped() {
+        return;
+    }
+    let cp = control_plane::shared();
+    let rendered = Command::new("bash")
+        .arg(root().join("scripts/render-manifests.sh"))
+        .arg(cp.assets.join("helm"))
+        .output()
+        .unwrap();
+    let rendered = ok(&rendered, "render-manifests.sh");
+    let committed = std::fs::read_to_string(root().join("deploy/cds-redis-operator.yaml")).unwrap();
+    assert!(
+        rendered == committed,
+        "deploy/cds-redis-operator.yaml is stale: run scripts/generate.sh"
+    );
+    for values in [
+        vec![],
+        vec!["--set", "simulator.enabled=true"],
+        vec![
+            "--set",
+            "watchNamespace=apps",
+            "--set",
+            "credentials.create=true",
+            "--set",
+            "credentials.accessKeyId=a",
+            "--set",
+            "credentials.accessKeySecret=b",
+        ],
+    ] {
+        let mut args = vec![
+            "lint",
+            "--strict",
+            "charts/cds-redis-operator",
+            "--kube-version",
+            "1.37.2",
+        ];
+        args.extend(values.iter().copied());
+        ok(&helm(cp, &args), "helm lint --strict");
+    }
+    // The schema refuses a bad value.
+    let out = helm(
+        cp,
+        &[
+            "lint",
+            "--strict",
+            "charts/cds-redis-operator",
+            "--set",
+            "defaultDeletionPolicy=Orphan",
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "the values schema must refuse defaultDeletionPolicy=Orphan"
+    );
+}
+
+#[tokio::test]
+async fn rendered_chart_passes_server_side_strict_validation() {
+    if control_plane::skipped() {
+        return;
+    }
+    let cp = control_plane::shared();
+    let client = cp.client().await;
+    cp.install_crd(&client).await;
+    let ns = unique_namespace(&client, "dryrun").await;
+    let apps = unique_namespace(&client, "apps").await;
+    let cases: Vec<Vec<String>> = vec![
+        vec![],
+        vec!["--set".into(), "simulator.enabled=true".into()],
+        vec![
+            "--set".into(),
+            format!("watchNamespace={apps}"),
+            "--set".into(),
+            "credentials.create=true".into(),
+            "--set".into(),
+            "credentials.accessKeyId=a".into(),
+            "--set".into(),
+            "credentials.accessKeySecret=b".into(),
+        ],
+        vec![
+            "--set".into(),
+            "leaderElection.enabled=false".into(),
+            "--set".into(),
+            "replicaCount=1".into(),
+        ],
+    ];
+    for values in cases {
+        let mut args = vec![
+            "template".to_owned(),
+            "dry".to_owned(),
+            "charts/cds-redis-operator".to_owned(),
+            "--namespace".to_owned(),
+            ns.clone(),
+            "--kube-version".to_owned(),
+            "1.37.2".to_owned(),
+        ];
+        args.extend(values.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let manifest = ok(&helm(cp, &args), "helm template");
+        let out = cp.kubectl_stdin(
+            &["apply", "--dry-run=server", "--validate=strict", "-f", "-"],
+            &manifest,
+        );
+        ok(
+            &out,
+            &format!("kubectl apply --dry-run=server --validate=strict ({values:?})"),
+        );
+    }
+    // The plain manifests too; a dry run does not create their namespace, so it must exist.
+    let _ = cp.kubectl(&["create", "namespace", "cds-system"]);
+    let out = cp.kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "--server-side",
+        "-f",
+        root().join("deploy/cds-redis-operator.yaml").to_str().unwrap(),
+    ]);
+    ok(&out, "kubectl apply --dry-run=server deploy/cds-redis-operator.yaml");
+}
+
+/// A kubeconfig authenticating as the chart's ServiceAccount with a TokenRequest token.
+fn service_account_kubeconfig(cp: &ControlPlane, ns: &str, sa: &str) -> PathBuf {
+    let token = ok(
+        &cp.kubectl(&["create", "token", sa, "-n", ns, "--duration=1h"]),
+        "kubectl create token",
+    );
+    let path = cp.dir.join(format!("kubeconfig-{ns}-{sa}"));
+    std::fs::write(
+        &path,
+        kubeconfig_yaml(&cp.server, &cp.ca_pem, &format!("    token: {}\n", token.trim())),
+    )
+    .unwrap();
+    path
+}
+
+struct Installed {
+    release: String,
+    ns: String,
+    kubeconfig: PathBuf,
+}
+
+async fn install_chart(cp: &ControlPlane, prefix: &str) -> Installed {
+    let client = cp.client().await;
+    cp.install_crd(&client).await;
+    let ns = unique_namespace(&client, prefix).await;
+    let release = format!("{prefix}-{}", &ns[ns.len() - 8..]);
+    ok(
+        &helm(
+            cp,
+            &[
+                "install",
+                &release,
+                "charts/cds-redis-operator",
+                "--namespace",
+                &ns,
+                "--wait=false",
+                "--set",
+                "replicaCount=1",
+            ],
+        ),
+        "helm install",
+    );
+    let sa = format!("{release}-cds-redis-operator");
+    let kubeconfig = service_account_kubeconfig(cp, &ns, &sa);
+    Installed {
+        release,
+        ns,
+        kubeconfig,
+    }
+}
+
+/// Runs the operator as the chart's ServiceAccount and drives one object through
+/// create → Ready → delete; returns whether it got through within `within`.
+async fn full_cycle(
+    cp: &ControlPlane,
+    installed: &Installed,
+    within: Duration,
+) -> (bool, String, Option<RedisInstance>) {
+    let client = cp.client().await;
+    let work = unique_namespace(&client, "rbac-work").await;
+    let s = sim::start(Duration::from_millis(500), Duration::from_millis(300)).await;
+    // The operator runs with nothing but the chart ServiceAccount's token.
+    let mut opts = OperatorOptions::new(&work, s.endpoint());
+    opts.args = vec![
+        "--leader-election-namespace".into(),
+        installed.ns.clone(),
+        "--leader-election-id".into(),
+        format!("{}-cds-redis-operator", installed.release),
+    ];
+    opts.env = vec![("KUBECONFIG".into(), installed.kubeconfig.display().to_string())];
+    let op = Operator::start(cp, opts);
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &work);
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(
+        json!({ "metadata": { "name": "pw" }, "stringData": { "password": "rbac-test-password" } }),
+    )
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    let api: Api<RedisInstance> = Api::namespaced(client.clone(), &work);
+    let spec = json!({ "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467,
+        "passwordSecretRef": { "name": "pw" }, "writeConnectionSecretToRef": { "name": "conn" } });
+    let obj: RedisInstance = serde_json::from_value(json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "metadata": { "name": "r" }, "spec": spec })).unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+    let deadline = Instant::now() + within;
+    let mut ready = None;
+    while Instant::now() < deadline {
+        let o = api.get("r").await.unwrap();
+        if o.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        {
+            ready = Some(o);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let Some(ready_obj) = ready else {
+        return (false, op.logs(), None);
+    };
+    // The connection Secret was written with the ServiceAccount's rights.
+    assert!(secrets.get_opt("conn").await.unwrap().is_some());
+    api.delete("r", &Default::default()).await.unwrap();
+    while Instant::now() < deadline {
+        if api.get_opt("r").await.unwrap().is_none() {
+            let left = Admin::of(&s).instances().await.len();
+            s.shutdown().await;
+            return (left == 0, op.logs(), Some(ready_obj));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (false, op.logs(), Some(ready_obj))
+}
+
+#[tokio::test]
+async fn the_chart_rbac_suffices_for_a_full_cycle_and_a_missing_verb_is_noticed() {
+    if control_plane::skipped() {
+        return;
+    }
+    let cp = control_plane::shared();
+    let installed = install_chart(cp, "rbac").await;
+    let (passed, logs, ready) = full_cycle(cp, &installed, Duration::from_secs(60)).await;
+    assert!(
+        passed,
+        "create → Ready → delete as the chart's ServiceAccount failed:\n{logs}"
+    );
+    // A full reconcile leaves generation and spec alone (no GitOps drift).
+    let ready = ready.unwrap();
+    assert_eq!(ready.metadata.generation, Some(1));
+    let managers: Vec<(String, String)> = ready
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.manager.unwrap_or_default(), m.subresource.unwrap_or_default()))
+        .collect();
+    assert!(
+        managers
+            .iter()
+            .filter(|(m, _)| m == "cds-redis-operator")
+            .all(|(_, sub)| sub == "status"),
+        "the operator owns only status fields (and the finalizer via a plain patch): {managers:?}"
+    );
+    assert!(!logs.contains(KEY_SECRET));
+
+    // Take one verb away (status patch) and the same cycle fails, with 403s in the audit log.
+    let broken = install_chart(cp, "rbac-broken").await;
+    let role = format!("{}-cds-redis-operator", broken.release);
+    let patch = json!([{ "op": "replace", "path": "/rules/1/verbs", "value": ["get"] }]);
+    ok(
+        &cp.kubectl(&["patch", "clusterrole", &role, "--type=json", "-p", &patch.to_string()]),
+        "kubectl patch clusterrole",
+    );
+    let (passed, logs, _) = full_cycle(cp, &broken, Duration::from_secs(15)).await;
+    assert!(!passed, "the cycle passed without the status patch verb:\n{logs}");
+    assert!(
+        logs.contains("forbidden") || logs.contains("403"),
+        "the operator's logs show the refusal:\n{logs}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let audit = std::fs::read_to_string(cp.audit_log()).unwrap_or_default();
+    let denied = audit
+        .lines()
+        .filter(|l| l.contains(&format!("system:serviceaccount:{}:", broken.ns)) && l.contains("\"code\":403"))
+        .count();
+    assert!(denied > 0, "the audit log records the 403s of the ServiceAccount");
+}
+
+/// Renders a JSON value as a Lua table constructor.
+fn lua(v: &Value) -> String {
+    match v {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => format!("{{{}}}", items.iter().map(lua).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("[{k:?}] = {}", lua(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn health(obj: &Value) -> (String, String) {
+    let script = std::fs::read_to_string(root().join("deploy/argocd/redisinstance-health.lua")).unwrap();
+    let program = format!(
+        "obj = {}\nlocal hs = (function()\n{script}\nend)()\nio.write(hs.status .. \"|\" .. (hs.message or \"\"))",
+        lua(obj)
+    );
+    let out = Command::new("lua5.1")
+        .args(["-e", &program])
+        .output()
+        .expect("lua5.1 (scripts/install-deps.sh installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (s, m) = text.split_once('|').unwrap();
+    (s.to_owned(), m.to_owned())
+}
+
+#[test]
+fn argocd_health_check_reads_the_status() {
+    let have_lua = Command::new("lua5.1")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_lua {
+        assert!(
+            std::env::var("CI").is_err(),
+            "lua5.1 is missing under CI: scripts/install-deps.sh installs it"
+        );
+        eprintln!("lua5.1 not installed: skipping");
+        return;
+    }
+    let cond =
+        |t: &str, s: &str, r: &str| json!({ "type": t, "status": s, "reason": r, "message": format!("{r} message") });
+    let obj = |status: Value| json!({ "metadata": { "name": "r", "generation": 1 }, "status": status });
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "no status yet",
+            json!({ "metadata": { "generation": 1 } }),
+            "Progressing",
+        ),
+        (
+            "creating",
+            obj(
+                json!({ "phase": "Creating", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Creating"), cond("Synced", "True", "ReconcileSuccess")] }),
+            ),
+            "Progressing",
+        ),
+        (
+            "ready",
+            obj(
+                json!({ "phase": "Running", "observedGeneration": 1, "endpoint": { "host": "10.0.0.1", "port": 9736 }, "conditions": [cond("Ready", "True", "Available"), cond("Synced", "True", "ReconcileSuccess")] }),
+            ),
+            "Healthy",
+        ),
+        (
+            "ready, password out of sync",
+            obj(
+                json!({ "phase": "Running", "observedGeneration": 1, "conditions": [cond("Ready", "True", "Available"), cond("Synced", "False", "PasswordOutOfSync")] }),
+            ),
+            "Healthy",
+        ),
+        (
+            "retrying a cloud outage",
+            obj(
+                json!({ "phase": "Creating", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Creating"), cond("Synced", "False", "CloudUnavailable")] }),
+            ),
+            "Progressing",
+        ),
+        (
+            "deleting",
+            json!({ "metadata": { "generation": 1, "deletionTimestamp": "2026-01-01T00:00:00Z" }, "status": { "phase": "Running", "conditions": [cond("Ready", "True", "Available")] } }),
+            "Progressing",
+        ),
+        (
+            "stale generation",
+            json!({ "metadata": { "generation": 2 }, "status": { "observedGeneration": 1, "conditions": [cond("Ready", "True", "Available")] } }),
+            "Progressing",
+        ),
+        (
+            "unknown cloud status",
+            obj(
+                json!({ "phase": "Unknown", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Unavailable"), cond("Synced", "True", "ReconcileSuccess")] }),
+            ),
+            "Degraded",
+        ),
+    ];
+    for (name, o, want) in cases {
+        assert_eq!(health(&o).0, want, "{name}: {:?}", health(&o));
+    }
+    // Every terminal reason is Degraded, with the reason in the message.
+    for reason in [
+        "SecretNotFound",
+        "SecretKeyMissing",
+        "InvalidSpec",
+        "FlavorNotAvailable",
+        "CloudRejected",
+        "AmbiguousInstance",
+        "ExternallyDeleted",
+        "InstanceNotFound",
+        "CredentialsMissing",
+    ] {
+        assert!(
+            cds_redis_operator::controller::status::is_failed_reason(reason),
+            "{reason} is terminal in the operator too"
+        );
+        let o = obj(
+            json!({ "phase": "Failed", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Unavailable"), cond("Synced", "False", reason)] }),
+        );
+        let (status, message) = health(&o);
+        assert_eq!(status, "Degraded", "{reason}");
+        assert!(message.starts_with(reason), "{message}");
+    }
+}
+
+#[test]
+fn dockerfile_is_multi_stage_locked_and_non_root() {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "a build stage and a runtime stage: {froms:?}");
+    assert!(
+        froms[1].contains("distroless") && froms[1].contains("nonroot"),
+        "{}",
+        froms[1]
+    );
+    assert!(text.contains("RUN cargo build --release --locked --bin cds-redis-operator"));
+    assert!(text.contains("USER 65532:65532"));
+    assert!(text.contains(r#"ENTRYPOINT ["/usr/local/bin/cds-redis-operator"]"#));
+    for label in ["title", "description", "version", "licenses", "source"] {
+        assert!(
+            text.contains(&format!("org.opencontainers.image.{label}=")),
+            "OCI label {label}"
+        );
+    }
+    // Everything the build stage copies exists (include_str! needs tests/fixtures).
+    for path in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "rustfmt.toml",
+        "src",
+        "tests/fixtures/cds",
+        "examples",
+    ] {
+        assert!(root().join(path).exists(), "{path}");
+    }
+}
+
+#[test]
+fn the_binary_runs_as_the_image_user() {
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let have_setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !is_root || !have_setpriv {
+        eprintln!("needs root and setpriv to switch to uid 65532: skipping");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_cds-redis-operator");
+    let run = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65532",
+                "--regid=65532",
+                "--clear-groups",
+                "--inh-caps=-all",
+                bin,
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--version"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["crd"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("RedisInstance"));
+    // The simulator serves as uid 65532 on an unprivileged port.
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=65532",
+            "--regid=65532",
+            "--clear-groups",
+            "--inh-caps=-all",
+            bin,
+            "simulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-key",
+            "a:b",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let _ = child.kill();
+    assert!(line.contains("CDS simulator listening"), "{line}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let _ = child.wait();
+    assert!(status.is_empty() || status.contains("65532"), "{status}");
+}
