@@ -6,3 +6,4 @@ mod cds_api;
 mod controller;
 mod crd_api;
 mod shipping;
+mod soak;

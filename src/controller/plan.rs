@@ -89,6 +89,9 @@ pub fn plan(facts: &Facts) -> Step {
         return match &facts.lookup {
             Lookup::ByUuid(Some(i)) if i.status == wire::STATUS_DELETING => Step::WaitForDeletion((**i).clone()),
             Lookup::ByUuid(Some(i)) => Step::Delete(i.instance_uuid.clone()),
+            // Just created and not listed yet: it may appear any moment; releasing now would
+            // orphan it (found by the soak).
+            Lookup::ByUuid(None) if within_grace => Step::WaitForVisibility,
             Lookup::ByUuid(None) => Step::RemoveFinalizer,
             Lookup::ByName(found) => match found.as_slice() {
                 [i] if i.status == wire::STATUS_DELETING => Step::WaitForDeletion(i.clone()),
@@ -185,6 +188,8 @@ mod tests {
                 Facts { deleting: true, status_uuid: Some("u1".into()), lookup: Lookup::ByUuid(Some(Box::new(running.clone()))), ..base() }, Step::Delete("u1".into())),
             ("delete in progress: wait",
                 Facts { deleting: true, status_uuid: Some("u1".into()), lookup: Lookup::ByUuid(Some(Box::new(deleting.clone()))), ..base() }, Step::WaitForDeletion(deleting.clone())),
+            ("deleted right after a create, not listed yet: wait, do not orphan it",
+                Facts { deleting: true, status_uuid: Some("u1".into()), create_attempt_age: SECS(1), lookup: Lookup::ByUuid(None), ..base() }, Step::WaitForVisibility),
             ("instance gone: release",
                 Facts { deleting: true, status_uuid: Some("u1".into()), lookup: Lookup::ByUuid(None), ..base() }, Step::RemoveFinalizer),
             ("never created: release at once",

@@ -4,3 +4,4 @@
 pub mod control_plane;
 pub mod operator;
 pub mod sim;
+pub mod soak;
