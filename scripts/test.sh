@@ -11,5 +11,6 @@ KUBEBUILDER_ASSETS=$(scripts/control-plane-tools.sh)
 export KUBEBUILDER_ASSETS
 echo "[test] control plane binaries: $KUBEBUILDER_ASSETS ($(( $(date +%s) - started ))s)" >&2
 
-cargo test --locked --all-targets "$@"
+# Every test target; the benchmarks are separate commands (scripts/bench.sh, scripts/soak.sh).
+cargo test --locked --lib --bins --tests --examples "$@"
 echo "[test] all tests done in $(( $(date +%s) - started ))s" >&2

@@ -109,9 +109,46 @@ pub struct Context {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     attempts: Mutex<HashMap<String, u32>>,
+    /// When the operator last changed an object's cloud instance (create, delete): its next
+    /// decision must rest on a listing requested after that, not on one that predates it.
+    cloud_writes: Mutex<HashMap<String, Instant>>,
+    /// The status each object got from our last write, as the server returned it, until the
+    /// watch cache shows it: reconciling on a cache that lags our own write would redo work.
+    status_writes: Mutex<HashMap<String, (Instant, RedisInstanceStatus)>>,
 }
 
 impl Context {
+    fn wrote_status(&self, obj: &RedisInstance, written: Option<RedisInstanceStatus>) {
+        if let Some(st) = written {
+            self.status_writes
+                .lock()
+                .expect("not poisoned")
+                .insert(obj.uid().unwrap_or_default(), (Instant::now(), st));
+        }
+    }
+
+    /// Whether the watch cache has not caught up with our last status write of `obj` yet.
+    fn cache_behind(&self, obj: &RedisInstance) -> bool {
+        let uid = obj.uid().unwrap_or_default();
+        let mut writes = self.status_writes.lock().expect("not poisoned");
+        match writes.get(&uid) {
+            // Bounded, so that a status edited by someone else cannot stall the object.
+            Some((at, st)) if obj.status.as_ref() != Some(st) && at.elapsed() < Duration::from_secs(10) => true,
+            Some(_) => {
+                writes.remove(&uid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn wrote_cloud(&self, obj: &RedisInstance) {
+        self.cloud_writes
+            .lock()
+            .expect("not poisoned")
+            .insert(obj.uid().unwrap_or_default(), Instant::now());
+    }
+
     async fn account_for(&self, obj: &RedisInstance) -> Result<Arc<Account>, Error> {
         let credentials = match self.secrets.credentials(obj).await? {
             Some(c) => c,
@@ -205,6 +242,10 @@ async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, 
         ctx.metrics.set_phase(&uid, None);
         return Ok(Action::await_change());
     }
+    if ctx.cache_behind(obj) {
+        // The watch event of our own write is on its way and triggers the next reconcile.
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
     if !deleting && !has_finalizer && obj.management_policy() == ManagementPolicy::Full {
         let mut finalizers = obj.finalizers().to_vec();
         finalizers.push(FINALIZER.to_owned());
@@ -217,6 +258,8 @@ async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, 
     let mut st = old.clone();
     let outcome = act(obj, ctx, &api, &mut st, &now, deleting).await;
     if matches!(outcome, Ok(Done::Released)) {
+        ctx.status_writes.lock().expect("not poisoned").remove(&uid);
+        ctx.cloud_writes.lock().expect("not poisoned").remove(&uid);
         ctx.metrics.set_phase(&uid, None);
         return Ok(Action::await_change());
     }
@@ -298,7 +341,8 @@ async fn report(
     now: &Time,
 ) -> Result<(), Error> {
     if status::needs_write(old, new, ctx.config.status_refresh_interval, now) {
-        write_status(api, obj, new, None).await?;
+        let written = write_status(api, obj, new, None).await?;
+        ctx.wrote_status(obj, written);
     }
     let was = |t: &str| conditions::find(&old.conditions, t).cloned();
     let is = |t: &str| conditions::find(&new.conditions, t).cloned();
@@ -334,12 +378,13 @@ async fn report(
     Ok(())
 }
 
+/// Writes the status; returns it as the server stored it.
 async fn write_status(
     api: &Api<RedisInstance>,
     obj: &RedisInstance,
     st: &RedisInstanceStatus,
     precondition: Option<String>,
-) -> Result<(), Error> {
+) -> Result<Option<RedisInstanceStatus>, Error> {
     let mut body = json!({
         "apiVersion": RedisInstance::api_version(&()),
         "kind": RedisInstance::kind(&()),
@@ -349,13 +394,14 @@ async fn write_status(
         // A resourceVersion in an apply patch is a precondition: another writer first → 409.
         body["metadata"] = json!({ "resourceVersion": rv });
     }
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(written.status)
 }
 
 async fn set_finalizers(api: &Api<RedisInstance>, obj: &RedisInstance, finalizers: Vec<String>) -> Result<(), Error> {
@@ -403,7 +449,16 @@ async fn act(
     } else {
         ctx.config.steady_poll_interval
     };
-    let snapshot = account.inventory.snapshot(max_age).await?;
+    let uid = obj.uid().unwrap_or_default();
+    let wrote_at = ctx.cloud_writes.lock().expect("not poisoned").get(&uid).copied();
+    let snapshot = match wrote_at {
+        // Single-flight: a burst of objects shares the refresh.
+        Some(at) => account.inventory.snapshot_since(at).await?,
+        None => account.inventory.snapshot(max_age).await?,
+    };
+    if wrote_at.is_some() {
+        ctx.cloud_writes.lock().expect("not poisoned").remove(&uid);
+    }
     let lookup = match &known_uuid {
         Some(uuid) => Lookup::ByUuid(snapshot.by_uuid(uuid).cloned().map(Box::new)),
         None => Lookup::ByName(snapshot.by_name(&instance_name).into_iter().cloned().collect()),
@@ -464,6 +519,7 @@ async fn act(
             st.phase = Some(Phase::Deleting);
             match account.client.delete_instance(&uuid).await {
                 Ok(task) => {
+                    ctx.wrote_cloud(obj);
                     failpoint::hit("after-delete");
                     let task = task.map(|t| format!(" (task {t})")).unwrap_or_default();
                     ctx.event(
@@ -591,7 +647,8 @@ async fn create(
     let generation = obj.metadata.generation;
     status::ready_from_phase(st, false, generation, now);
     status::set_synced(st, true, synced::RECONCILE_SUCCESS, "", generation, now);
-    write_status(api, obj, st, obj.resource_version()).await?;
+    let written = write_status(api, obj, st, obj.resource_version()).await?;
+    ctx.wrote_status(obj, written);
     failpoint::hit("after-intent");
 
     let request = CreateInstanceRequest {
@@ -608,6 +665,7 @@ async fn create(
     };
     match account.client.create_instance(&request).await {
         Ok(created) => {
+            ctx.wrote_cloud(obj);
             failpoint::hit("after-create");
             let task = created
                 .task_id
@@ -630,6 +688,7 @@ async fn create(
             })
         }
         Err(e) if e.outcome_unknown() => {
+            ctx.wrote_cloud(obj);
             // Keep the intent: the name lookup resolves what happened.
             ctx.event(
                 obj,
@@ -781,6 +840,8 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         attempts: Mutex::new(HashMap::new()),
+        cloud_writes: Mutex::new(HashMap::new()),
+        status_writes: Mutex::new(HashMap::new()),
         config,
     });
 
