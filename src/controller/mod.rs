@@ -450,13 +450,12 @@ async fn act(
         ctx.config.steady_poll_interval
     };
     let uid = obj.uid().unwrap_or_default();
+    let snapshot = account.inventory.snapshot(max_age).await?;
+    // A listing requested before our own last create/delete of this instance cannot show its
+    // effect: decisions from it must not repeat that write (it would only earn a 409).
     let wrote_at = ctx.cloud_writes.lock().expect("not poisoned").get(&uid).copied();
-    let snapshot = match wrote_at {
-        // Single-flight: a burst of objects shares the refresh.
-        Some(at) => account.inventory.snapshot_since(at).await?,
-        None => account.inventory.snapshot(max_age).await?,
-    };
-    if wrote_at.is_some() {
+    let stale = wrote_at.is_some_and(|at| snapshot.requested_at < at);
+    if wrote_at.is_some() && !stale {
         ctx.cloud_writes.lock().expect("not poisoned").remove(&uid);
     }
     let lookup = match &known_uuid {
@@ -483,7 +482,10 @@ async fn act(
         facts.lookup = Lookup::ByUuid(account.inventory.query_uuid(uuid).await?.map(Box::new));
         step = plan::plan(&facts);
     }
-    tracing::debug!(object = %key(obj), ?step, "planned");
+    if stale && matches!(step, Step::Delete(_)) {
+        step = Step::WaitForVisibility;
+    }
+    tracing::debug!(object = %key(obj), ?step, stale, "planned");
     let busy_after = ctx.config.busy_poll_interval;
     match step {
         Step::Nothing | Step::AddFinalizer => Ok(Done::Requeue {
@@ -814,15 +816,23 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
+    // The caches keep only what the operator reads: no managedFields, and no Secret annotations
+    // (a `kubectl apply`'d Secret carries its data in last-applied-configuration).
     let (secret_store, secret_writer) = reflector::store();
-    let secret_stream = reflector::reflector(
-        secret_writer,
-        watcher(secret_api, watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects();
-    let controller = Controller::new(ri_api, watcher::Config::default())
+    let secret_watch = watcher(secret_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|s: &mut PartialObjectMeta<Secret>| {
+            s.metadata.managed_fields = None;
+            s.metadata.annotations = None;
+        });
+    let secret_stream = reflector::reflector(secret_writer, secret_watch).touched_objects();
+    let (store, writer) = reflector::store();
+    let ri_watch = watcher(ri_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o: &mut RedisInstance| o.metadata.managed_fields = None);
+    let ri_stream = reflector::reflector(writer, ri_watch).applied_objects();
+    let controller = Controller::for_stream(ri_stream, store.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency));
-    let store = controller.store();
 
     let reporter = Reporter {
         controller: "cds-redis-operator".into(),

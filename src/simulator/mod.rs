@@ -752,6 +752,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn access_keys_come_from_flags_and_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "# team keys\nAKID2:secret-two\n\n  AKID3:secret:with:colons  \n").unwrap();
+        let mut config = SimulatorConfig::for_tests("AKID1", "secret-one", Duration::ZERO, Duration::ZERO);
+        config.access_keys_file = Some(file);
+        let keys = config.keys().unwrap();
+        assert_eq!(keys.len(), 3);
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&keys["AKID3"]),
+            "secret:with:colons"
+        );
+        config.access_keys = vec!["no-colon".into()];
+        assert!(config.keys().is_err());
+        let empty = SimulatorConfig {
+            access_keys: vec![],
+            ..SimulatorConfig::for_tests("a", "b", Duration::ZERO, Duration::ZERO)
+        };
+        assert!(empty.keys().unwrap_err().contains("--access-key"));
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
