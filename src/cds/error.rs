@@ -12,6 +12,8 @@ const BUSY_CODES: [&str; 5] = [
     "ResourceInsufficient",
     "FailedOperation",
 ];
+/// Server-side failure codes (HTTP 500 in the docs): retryable, whatever HTTP status carried them.
+const SERVER_CODES: [&str; 2] = ["InternalError", "CreateOrderExcept"];
 /// Longest message kept from a response; the rest is cut.
 const MAX_MESSAGE_LEN: usize = 300;
 
@@ -116,7 +118,10 @@ impl CdsError {
             ErrorKind::Api => {
                 self.is_throttled()
                     || self.http_status.is_some_and(|s| s >= 500)
-                    || self.code.as_deref().is_some_and(|c| BUSY_CODES.contains(&c))
+                    || self
+                        .code
+                        .as_deref()
+                        .is_some_and(|c| BUSY_CODES.contains(&c) || SERVER_CODES.contains(&c))
             }
         }
     }
@@ -147,7 +152,10 @@ impl CdsError {
             ErrorKind::Timeout | ErrorKind::Decode => true,
             // A refused connection never reached the server, but a reset one may have.
             ErrorKind::Connect => !self.message.contains("refused"),
-            ErrorKind::Api => self.http_status.is_some_and(|s| s >= 500),
+            ErrorKind::Api => {
+                self.http_status.is_some_and(|s| s >= 500)
+                    || self.code.as_deref().is_some_and(|c| SERVER_CODES.contains(&c))
+            }
             ErrorKind::RateLimited | ErrorKind::Config => false,
         }
     }
@@ -247,6 +255,11 @@ mod tests {
         }
         assert!(CdsError::other("DescribeDBInstances", ErrorKind::Config, "x").is_terminal());
         assert!(api(429, "RequestLimitExceeded").is_throttled());
+        // The SDK's way: HTTP 200 with an error Code. Server codes stay retryable, and a write
+        // answered so has an unknown outcome.
+        assert!(api(200, "InternalError").is_retryable() && api(200, "InternalError").outcome_unknown());
+        assert!(api(200, "CreateOrderExcept").is_retryable());
+        assert!(api(200, "InvalidParameter").is_terminal() && !api(200, "InvalidParameter").outcome_unknown());
     }
 
     #[test]

@@ -54,7 +54,8 @@ impl Envelope {
         match &self.data {
             Value::String(s) if s.is_empty() => serde_json::from_value(Value::Object(Default::default())),
             Value::Null => serde_json::from_value(Value::Object(Default::default())),
-            v => serde_json::from_value(v.clone()),
+            // Deserialise from the borrowed tree: no copy of a possibly large payload.
+            v => T::deserialize(v),
         }
     }
 
@@ -64,7 +65,7 @@ impl Envelope {
             Value::Null => Ok(vec![]),
             Value::String(s) if s.is_empty() => Ok(vec![]),
             Value::Object(o) if o.is_empty() => Ok(vec![]),
-            v => serde_json::from_value(v.clone()),
+            v => Vec::<T>::deserialize(v),
         }
     }
 
