@@ -532,7 +532,16 @@ fn the_binary_runs_as_the_image_user() {
         eprintln!("needs root and setpriv to switch to uid 65532: skipping");
         return;
     }
-    let bin = env!("CARGO_BIN_EXE_cds-redis-operator");
+    // A copy in a world-readable directory: the checkout may sit under a 0700 home directory.
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("cds-redis-operator-uid-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("cds-redis-operator");
+    std::fs::copy(env!("CARGO_BIN_EXE_cds-redis-operator"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = copy.to_str().unwrap().to_owned();
+    let bin = bin.as_str();
     let run = |args: &[&str]| {
         Command::new("setpriv")
             .args([
@@ -575,4 +584,5 @@ fn the_binary_runs_as_the_image_user() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let _ = child.wait();
     assert!(status.is_empty() || status.contains("65532"), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
