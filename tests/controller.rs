@@ -159,8 +159,28 @@ impl Env {
             .collect()
     }
 
+    /// Whether an Event with this reason exists for `name`, waiting up to 15 s for it (the
+    /// operator publishes Events right after the status write a test may have just seen).
     async fn has_event(&self, name: &str, reason: &str) -> bool {
-        self.events(name).await.iter().any(|(_, r, _)| r == reason)
+        self.has_event_of(name, None, reason).await
+    }
+
+    async fn has_event_of(&self, name: &str, type_: Option<&str>, reason: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if self
+                .events(name)
+                .await
+                .iter()
+                .any(|(t, r, _)| r == reason && type_.is_none_or(|want| want == t))
+            {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
 
@@ -391,7 +411,8 @@ async fn lost_create_response_and_visibility_lag_recover_by_name_without_a_secon
     }
     let e = env("lost", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
-    let _op = e.operator();
+    // The grace must exceed the create's own latency plus the 2 s lag, with room for a loaded CI.
+    let _op = e.operator_with(vec!["--visibility-grace", "6s"], vec![]);
     for (name, mode, lag) in [
         ("lost-drop", "Drop", 0),
         ("lost-5xx", "ServerError", 0),
@@ -658,12 +679,7 @@ async fn password_change_after_create_is_reported_and_the_connection_secret_keep
         Some("True"),
         "the instance still works"
     );
-    assert!(
-        e.events("p")
-            .await
-            .iter()
-            .any(|(t, r, _)| t == "Warning" && r == "PasswordOutOfSync")
-    );
+    assert!(e.has_event_of("p", Some("Warning"), "PasswordOutOfSync").await);
     let conn = e.secrets.get("p-conn").await.unwrap();
     assert_eq!(conn.data.unwrap()["password"].0, PASSWORD.as_bytes());
     // No password or hash in status.

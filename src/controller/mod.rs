@@ -468,7 +468,6 @@ async fn act(
         management,
         deletion_policy: policy,
         status_uuid: st.instance_uuid.clone(),
-        spec_uuid: obj.spec.instance_uuid.clone(),
         create_attempt_age: st
             .create_attempt
             .as_ref()

@@ -37,8 +37,6 @@ pub struct Facts {
     pub deletion_policy: DeletionPolicy,
     /// UUID recorded in status.
     pub status_uuid: Option<String>,
-    /// UUID to adopt from the spec.
-    pub spec_uuid: Option<String>,
     /// Milliseconds since a create was started whose outcome is not confirmed yet, if any.
     pub create_attempt_age: Option<Duration>,
     /// The cloud's answer.
@@ -141,7 +139,6 @@ mod tests {
             management: ManagementPolicy::Full,
             deletion_policy: DeletionPolicy::Delete,
             status_uuid: None,
-            spec_uuid: None,
             create_attempt_age: None,
             lookup: Lookup::ByName(vec![]),
             visibility_grace: Duration::from_secs(60),
@@ -177,9 +174,9 @@ mod tests {
             ("known uuid vanished: externally deleted, no re-create",
                 Facts { status_uuid: Some("u1".into()), lookup: Lookup::ByUuid(None), ..base() }, Step::ExternallyDeleted),
             ("adopt from spec",
-                Facts { spec_uuid: Some("u1".into()), lookup: Lookup::ByUuid(Some(Box::new(running.clone()))), ..base() }, Step::Adopt(running.clone())),
+                Facts { lookup: Lookup::ByUuid(Some(Box::new(running.clone()))), ..base() }, Step::Adopt(running.clone())),
             ("adopt from spec, missing",
-                Facts { spec_uuid: Some("u1".into()), lookup: Lookup::ByUuid(None), ..base() }, Step::NotFound),
+                Facts { lookup: Lookup::ByUuid(None), ..base() }, Step::NotFound),
             ("observe-only never creates",
                 Facts { management: ManagementPolicy::ObserveOnly, ..base() }, Step::NotFound),
             ("deleted without finalizer: nothing",
