@@ -124,7 +124,16 @@ fn proc_stats(pid: u32) -> (u64, f64) {
 }
 
 async fn count_ready(api: &Api<RedisInstance>) -> (usize, usize) {
-    let list = api.list(&ListParams::default()).await.unwrap();
+    // A loaded apiserver may drop a large list now and then: retry rather than lose the run.
+    let list = loop {
+        match api.list(&ListParams::default()).await {
+            Ok(list) => break list,
+            Err(e) => {
+                eprintln!("listing the objects failed ({e}); retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
     let ready = list
         .items
         .iter()
