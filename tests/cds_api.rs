@@ -19,16 +19,7 @@ use crate::support::sim::{self, Admin, KEY_ID, KEY_SECRET};
 const PASSWORD: &str = "Redis-Pa55word-DO-NOT-LEAK";
 
 fn create_request(name: &str) -> CreateInstanceRequest {
-    CreateInstanceRequest {
-        region_id: "CN_Beijing_A".into(),
-        vdc_id: "vdc-1".into(),
-        base_pipe_id: "pipe-1".into(),
-        instance_name: name.into(),
-        paas_goods_id: Some(12467),
-        password: PASSWORD.into(),
-        amount: Some(1),
-        ..Default::default()
-    }
+    sim::create_request(name, PASSWORD)
 }
 
 async fn wait_status(client: &cds_redis_operator::cds::CdsClient, uuid: &str, status: Option<&str>) {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use cds_redis_operator::cds::wire::CreateInstanceRequest;
 use cds_redis_operator::crd::{RedisInstance, RedisInstanceStatus};
 use cds_redis_operator::simulator::{RunningSimulator, SimulatorConfig};
 use k8s_openapi::api::core::v1::Secret;
@@ -557,16 +556,7 @@ fn conditions_message(o: &RedisInstance, t: &str) -> String {
 
 async fn precreate(e: &Env, name: &str) -> String {
     let c = sim::client(&e.sim);
-    let req = CreateInstanceRequest {
-        region_id: "CN_Beijing_A".into(),
-        vdc_id: "vdc-1".into(),
-        base_pipe_id: "pipe-1".into(),
-        instance_name: name.into(),
-        paas_goods_id: Some(12467),
-        password: PASSWORD.into(),
-        amount: Some(1),
-        ..Default::default()
-    };
+    let req = sim::create_request(name, PASSWORD);
     c.create_instance(&req).await.unwrap().instance_uuid
 }
 

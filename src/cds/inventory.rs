@@ -98,16 +98,6 @@ impl Inventory {
         Ok(snap)
     }
 
-    /// The latest snapshot without calling the cloud, if there is one.
-    pub async fn cached(&self) -> Option<Arc<Snapshot>> {
-        self.latest.lock().await.clone()
-    }
-
-    /// Forgets the cached snapshot, so the next caller lists again.
-    pub async fn invalidate(&self) {
-        *self.latest.lock().await = None;
-    }
-
     /// A per-UUID query, for the rare cases a fresh answer on one instance is needed.
     pub async fn query_uuid(&self, uuid: &str) -> Result<Option<Instance>, CdsError> {
         self.client.describe_instance(uuid).await

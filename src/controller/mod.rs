@@ -866,10 +866,9 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(elector) = &elector {
         let (lost, stop_tx) = (lost.clone(), stop_tx.clone());
-        // The elector lives as long as run(); hold() only borrows it through this scoped task.
-        let hold = elector_hold(elector);
+        let elector = elector.clone();
         tokio::spawn(async move {
-            hold.await;
+            elector.hold().await;
             lost.store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = stop_tx.send(true);
         });
@@ -900,10 +899,4 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// A `'static` future renewing the lease (the elector's state is cheap to clone).
-fn elector_hold(elector: &LeaderElector) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let elector = elector.clone();
-    async move { elector.hold().await }
 }

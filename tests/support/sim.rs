@@ -11,6 +11,20 @@ pub const KEY_ID: &str = "AKIDtest0001";
 /// Its secret; tests grep captured output for it.
 pub const KEY_SECRET: &str = "sk-test-7f1e2d9c-DO-NOT-LEAK";
 
+/// A valid one-instance create request in `CN_Beijing_A` named `name` with `password`.
+pub fn create_request(name: &str, password: &str) -> cds_redis_operator::cds::wire::CreateInstanceRequest {
+    cds_redis_operator::cds::wire::CreateInstanceRequest {
+        region_id: "CN_Beijing_A".into(),
+        vdc_id: "vdc-1".into(),
+        base_pipe_id: "pipe-1".into(),
+        instance_name: name.into(),
+        paas_goods_id: Some(12467),
+        password: password.into(),
+        amount: Some(1),
+        ..Default::default()
+    }
+}
+
 /// A simulator with the test key, admin on, and the given delays.
 pub async fn start(create: Duration, delete: Duration) -> RunningSimulator {
     start_with(SimulatorConfig::for_tests(KEY_ID, KEY_SECRET, create, delete)).await
