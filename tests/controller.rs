@@ -310,7 +310,7 @@ async fn happy_path_create_ready_connect_delete() {
             "AUTH + PING through the connection Secret"
         );
     }
-    for reason in ["Created", "Running"] {
+    for reason in ["Creating", "Created", "Running"] {
         assert!(
             e.has_event("cache", reason).await,
             "event {reason} missing: {:?}",

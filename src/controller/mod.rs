@@ -8,6 +8,7 @@
 //!   changed, and transitions become Events.
 
 pub mod accounts;
+pub mod events;
 pub mod plan;
 pub mod secrets;
 pub mod status;
@@ -21,7 +22,6 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Resource, ResourceExt};
@@ -42,6 +42,7 @@ use crate::metrics::Metrics;
 use crate::server::Readiness;
 use crate::simulator::parse_duration;
 use accounts::{Account, Accounts};
+use events::{EventPublisher, EventType};
 use plan::{Facts, Lookup, Step};
 use secrets::SecretReader;
 
@@ -106,7 +107,7 @@ pub struct Context {
     config: RunConfig,
     accounts: Accounts,
     secrets: SecretReader,
-    recorder: Recorder,
+    events: EventPublisher,
     metrics: Arc<Metrics>,
     attempts: Mutex<HashMap<String, u32>>,
     /// When the operator last changed an object's cloud instance (create, delete): its next
@@ -162,14 +163,7 @@ impl Context {
     }
 
     async fn event(&self, obj: &RedisInstance, type_: EventType, reason: &str, note: String) {
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        if let Err(e) = self.events.publish(obj.object_ref(&()), type_, reason, &note).await {
             tracing::warn!(error = %e, "cannot publish an event");
         }
     }
@@ -651,6 +645,13 @@ async fn create(
     let written = write_status(api, obj, st, obj.resource_version()).await?;
     ctx.wrote_status(obj, written);
     failpoint::hit("after-intent");
+    ctx.event(
+        obj,
+        EventType::Normal,
+        "Creating",
+        format!("creating instance {instance_name} (PaasGoodsId {goods})"),
+    )
+    .await;
 
     let request = CreateInstanceRequest {
         region_id: spec.region_id.clone(),
@@ -833,10 +834,6 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
     let controller = Controller::for_stream(ri_stream, store.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency));
 
-    let reporter = Reporter {
-        controller: "cds-redis-operator".into(),
-        instance: Some(identity),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         accounts: Accounts::new(
@@ -846,7 +843,7 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
             config.catalogue_ttl,
         ),
         secrets: SecretReader::new(client.clone(), secret_store.clone()),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: EventPublisher::new(client.clone(), "cds-redis-operator", identity),
         metrics: metrics.clone(),
         attempts: Mutex::new(HashMap::new()),
         cloud_writes: Mutex::new(HashMap::new()),
