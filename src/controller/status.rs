@@ -94,21 +94,61 @@ pub fn ready_from_phase(status: &mut RedisInstanceStatus, connection_ok: bool, g
     set_ready(status, ok, reason, message, generation, now);
 }
 
-/// Whether `new` must be written over `old`: anything but `lastSyncTime` changed, or the last
-/// sync time written is older than `refresh`.
+/// How long the cloud's details of an instance being created may wait for the write that
+/// reports it running: a create that completes within this time costs no status write between
+/// the one recording its UUID and the one saying it is Ready.
+pub const DETAIL_HOLD: Duration = Duration::from_secs(30);
+
+/// The status without the cloud's details of the instance (status text, endpoint, sizes, creation
+/// time), the create marker and the sync time: what says what is going on.
+fn essentials(s: &RedisInstanceStatus) -> RedisInstanceStatus {
+    RedisInstanceStatus {
+        cloud_status: None,
+        cloud_status_text: None,
+        endpoint: None,
+        ram_mb: None,
+        version: None,
+        created_time: None,
+        create_attempt: None,
+        last_sync_time: None,
+        ..s.clone()
+    }
+}
+
+/// Whether `new` must be written over `old`.
+///
+/// - A change of phase, UUID, TaskId, conditions or generation: always, at once.
+/// - A sync time older than `refresh`: always (so steady objects show they are watched).
+/// - Other changes (the cloud's details, the create marker cleared, a first sync time): at once,
+///   except while the instance is being deleted (`Deleting` is already reported) or created
+///   (for [`DETAIL_HOLD`] after the create started). The next essential change writes them.
 pub fn needs_write(old: &RedisInstanceStatus, new: &RedisInstanceStatus, refresh: Duration, now: &Time) -> bool {
+    if essentials(old) != essentials(new) {
+        return true;
+    }
+    let age = |t: &Time| now.0.duration_since(t.0).unsigned_abs();
+    if let (Some(t), Some(_)) = (&old.last_sync_time, &new.last_sync_time)
+        && age(t) >= refresh
+    {
+        return true;
+    }
     let strip = |s: &RedisInstanceStatus| RedisInstanceStatus {
         last_sync_time: None,
         ..s.clone()
     };
-    if strip(old) != strip(new) {
-        return true;
+    let first_sync = old.last_sync_time.is_none() && new.last_sync_time.is_some();
+    if strip(old) == strip(new) && !first_sync {
+        return false;
     }
-    match (&old.last_sync_time, &new.last_sync_time) {
-        (_, None) => false,
-        (None, Some(_)) => true,
-        (Some(t), Some(_)) => now.0.duration_since(t.0).unsigned_abs() >= refresh,
-    }
+    let held = match new.phase {
+        Some(Phase::Deleting) => old.phase == Some(Phase::Deleting),
+        Some(Phase::Creating) => old
+            .create_attempt
+            .as_ref()
+            .is_some_and(|a| age(&a.started_at) < DETAIL_HOLD),
+        _ => false,
+    };
+    !held
 }
 
 /// The data of the connection Secret: `host`, `port`, `password`, `uri`, `instanceUuid`.
@@ -211,6 +251,80 @@ mod tests {
         old.last_sync_time = None;
         new.phase = old.phase;
         assert!(needs_write(&old, &new, refresh, &t(160)));
+    }
+
+    #[test]
+    fn details_of_a_transition_wait_for_its_end() {
+        use crate::crd::CreateAttempt;
+        let refresh = Duration::from_secs(3600);
+        // Just created: UUID recorded, create marker present, no sync yet.
+        let recorded = RedisInstanceStatus {
+            instance_uuid: Some("u".into()),
+            instance_name: Some("n".into()),
+            phase: Some(Phase::Creating),
+            create_attempt: Some(CreateAttempt {
+                instance_name: "n".into(),
+                started_at: t(100),
+            }),
+            ..Default::default()
+        };
+        let creating = Instance {
+            instance_uuid: "u".into(),
+            instance_name: "n".into(),
+            status: "CREATING".into(),
+            ip: "10.0.0.5".into(),
+            ..Default::default()
+        };
+        let mut seen = recorded.clone();
+        apply_instance(&mut seen, &creating, &t(104));
+        seen.create_attempt = None;
+        assert!(!needs_write(&recorded, &seen, refresh, &t(104)), "details held");
+        assert!(
+            needs_write(&recorded, &seen, refresh, &t(131)),
+            "not held past DETAIL_HOLD"
+        );
+        let mut running = recorded.clone();
+        apply_instance(
+            &mut running,
+            &Instance {
+                status: "RUNNING".into(),
+                ..creating.clone()
+            },
+            &t(104),
+        );
+        assert!(needs_write(&recorded, &running, refresh, &t(104)), "phase change");
+        let mut failing = seen.clone();
+        set_synced(&mut failing, false, "CloudUnavailable", "", Some(1), &t(104));
+        assert!(needs_write(&recorded, &failing, refresh, &t(104)), "conditions");
+
+        // Deleting: the phase change is written, the cloud's DELETING detail waits.
+        let steady = RedisInstanceStatus {
+            phase: Some(Phase::Running),
+            last_sync_time: Some(t(100)),
+            ..running.clone()
+        };
+        let deleting = RedisInstanceStatus {
+            phase: Some(Phase::Deleting),
+            ..steady.clone()
+        };
+        assert!(needs_write(&steady, &deleting, refresh, &t(110)));
+        let mut gone_soon = deleting.clone();
+        apply_instance(
+            &mut gone_soon,
+            &Instance {
+                status: "DELETING".into(),
+                ..creating.clone()
+            },
+            &t(112),
+        );
+        assert!(!needs_write(&deleting, &gone_soon, refresh, &t(112)));
+        // Running details are written at once.
+        let mut moved = steady.clone();
+        moved.endpoint = Some(Endpoint {
+            host: "10.0.0.9".into(),
+            port: 9736,
+        });
+        assert!(needs_write(&steady, &moved, refresh, &t(110)));
     }
 
     #[test]
