@@ -7,12 +7,16 @@
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The `Code` of a successful response.
 pub const SUCCESS: &str = "Success";
 
 /// The envelope of every response: `{Code, Message, Data, TaskId}`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+///
+/// `Data` is kept as the raw JSON text and parsed straight into the action's type: a listing of
+/// thousands of instances never becomes a `serde_json::Value` tree (several times its size).
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Envelope {
     /// `Success`, or an error code.
     #[serde(rename = "Code", default, deserialize_with = "lenient_string")]
@@ -20,9 +24,9 @@ pub struct Envelope {
     /// Free text; never compare it.
     #[serde(rename = "Message", default, deserialize_with = "lenient_string")]
     pub message: String,
-    /// The action's payload.
-    #[serde(rename = "Data", default)]
-    pub data: Value,
+    /// The action's payload, as sent.
+    #[serde(rename = "Data", default = "null_raw")]
+    pub data: Box<RawValue>,
     /// Task id of an asynchronous action; often `""`, missing on some list calls.
     #[serde(rename = "TaskId", default, deserialize_with = "lenient_string")]
     pub task_id: String,
@@ -36,13 +40,23 @@ pub struct Envelope {
     pub request_id: String,
 }
 
+fn null_raw() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
+}
+
+/// Whether a payload is one of the spellings of "nothing": `null`, `""` or `{}`.
+fn is_empty_payload(raw: &RawValue) -> bool {
+    let text = raw.get().trim();
+    text == "null" || text == "\"\"" || (text.starts_with('{') && text[1..].trim() == "}")
+}
+
 impl Envelope {
     /// A successful envelope around `data`.
-    pub fn success(data: Value, task_id: impl Into<String>) -> Self {
+    pub fn success(data: impl Serialize, task_id: impl Into<String>) -> Self {
         Self {
             code: SUCCESS.into(),
             message: "Success.".into(),
-            data,
+            data: serde_json::value::to_raw_value(&data).expect("serialisable payload"),
             task_id: task_id.into(),
             request_id: String::new(),
         }
@@ -51,22 +65,18 @@ impl Envelope {
     /// The payload parsed as `T`, leniently (`null` or `""` parse as `T::default()` where `T`
     /// allows it through its own field defaults).
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        match &self.data {
-            Value::String(s) if s.is_empty() => serde_json::from_value(Value::Object(Default::default())),
-            Value::Null => serde_json::from_value(Value::Object(Default::default())),
-            // Deserialise from the borrowed tree: no copy of a possibly large payload.
-            v => T::deserialize(v),
+        if is_empty_payload(&self.data) {
+            return serde_json::from_str("{}");
         }
+        serde_json::from_str(self.data.get())
     }
 
-    /// The payload parsed as a list (`null` and `""` are empty).
+    /// The payload parsed as a list (`null`, `""` and `{}` are empty).
     pub fn data_as_list<T: DeserializeOwned>(&self) -> Result<Vec<T>, serde_json::Error> {
-        match &self.data {
-            Value::Null => Ok(vec![]),
-            Value::String(s) if s.is_empty() => Ok(vec![]),
-            Value::Object(o) if o.is_empty() => Ok(vec![]),
-            v => Vec::<T>::deserialize(v),
+        if is_empty_payload(&self.data) {
+            return Ok(vec![]);
         }
+        serde_json::from_str(self.data.get())
     }
 
     /// The task id, from the top level or (before August 2021) from inside `Data`.
@@ -74,11 +84,18 @@ impl Envelope {
         if !self.task_id.is_empty() {
             return Some(self.task_id.clone());
         }
-        match self.data.get("TaskId") {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
+        #[derive(Deserialize)]
+        struct Inner {
+            #[serde(rename = "TaskId", default, deserialize_with = "lenient_string")]
+            task_id: String,
         }
+        if !self.data.get().trim_start().starts_with('{') {
+            return None;
+        }
+        serde_json::from_str::<Inner>(self.data.get())
+            .ok()
+            .map(|i| i.task_id)
+            .filter(|t| !t.is_empty())
     }
 }
 
@@ -582,6 +599,25 @@ mod tests {
         assert_eq!(inner.data_as::<CreateInstanceData>().unwrap().instances_uuid, ["a"]);
         let none: Envelope = serde_json::from_str(r#"{"Code":"Success","Data":[]}"#).unwrap();
         assert_eq!(none.task_id(), None);
+    }
+
+    #[test]
+    fn empty_payloads_in_every_spelling() {
+        for data in ["null", "\"\"", "{}", "{ }", "[]"] {
+            let env: Envelope = serde_json::from_str(&format!(r#"{{"Code":"Success","Data":{data}}}"#)).unwrap();
+            assert!(env.data_as_list::<Instance>().unwrap().is_empty(), "{data}");
+            assert_eq!(
+                env.data_as::<CreateInstanceData>().unwrap(),
+                CreateInstanceData::default(),
+                "{data}"
+            );
+        }
+        let missing: Envelope = serde_json::from_str(r#"{"Code":"Success"}"#).unwrap();
+        assert!(missing.data_as_list::<Instance>().unwrap().is_empty());
+        // The simulator's side: a payload serialises back as it was given.
+        let env = Envelope::success(serde_json::json!({"InstancesUuid": ["u"]}), "t");
+        let text = serde_json::to_string(&env).unwrap();
+        assert!(text.contains(r#""Data":{"InstancesUuid":["u"]}"#), "{text}");
     }
 
     #[test]

@@ -411,7 +411,7 @@ fn error_response(e: &ApiError) -> Response {
     let env = Envelope {
         code: e.code.clone(),
         message: e.message.clone(),
-        data: json!({}),
+        data: serde_json::value::to_raw_value(&json!({})).expect("serialisable"),
         task_id: String::new(),
         request_id: uuid::Uuid::new_v4().to_string(),
     };
@@ -557,17 +557,11 @@ impl Sim {
             let lag = core.faults.faults.visibility_lag_ms as i64;
             let cloud = &mut core.cloud;
             match req.action.as_str() {
-                "DescribeRegins" => Ok(Envelope::success(
-                    serde_json::to_value(&cloud.regions).expect("serialisable"),
-                    "",
-                )),
+                "DescribeRegins" => Ok(Envelope::success(&cloud.regions, "")),
                 "DescribeAvailableDBConfig" => cloud
                     .describe_config(str_param("RegionId").as_deref())
-                    .map(|c| Envelope::success(serde_json::to_value(c).expect("serialisable"), "")),
-                "DescribeDBInstances" => Ok(Envelope::success(
-                    serde_json::to_value(cloud.list(&req.params, now)).expect("serialisable"),
-                    "",
-                )),
+                    .map(|c| Envelope::success(c, "")),
+                "DescribeDBInstances" => Ok(Envelope::success(cloud.list(&req.params, now), "")),
                 "CreateDBInstance" => {
                     let create: CreateInstanceRequest = serde_json::from_value(body.clone())
                         .map_err(|e| ApiError::bad_request("InvalidParameter", format!("bad body: {e}")))?;
@@ -583,10 +577,10 @@ impl Sim {
                     .map(|t| Envelope::success(json!({}), t)),
                 "DescribeBackups" => cloud
                     .backups(str_param("InstanceUuid").as_deref())
-                    .map(|b| Envelope::success(serde_json::to_value(b).expect("serialisable"), "")),
+                    .map(|b| Envelope::success(b, "")),
                 "DownloadBackup" => cloud
                     .download_backup(str_param("InstanceUuid").as_deref(), str_param("BackupId").as_deref())
-                    .map(|b| Envelope::success(serde_json::to_value(b).expect("serialisable"), "")),
+                    .map(|b| Envelope::success(b, "")),
                 "CreateBackup" => cloud
                     .create_backup(
                         str_param("InstanceUuid").as_deref(),
