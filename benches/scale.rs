@@ -231,7 +231,19 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
                     "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
                 }))
                 .unwrap();
-                api.create(&PostParams::default(), &obj).await.unwrap();
+                // A loaded apiserver may drop a request now and then: retry (a create that did
+                // land answers AlreadyExists the second time).
+                for attempt in 1.. {
+                    match api.create(&PostParams::default(), &obj).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(s)) if s.code == 409 => break,
+                        Err(e) if attempt < 10 => {
+                            eprintln!("creating {} failed ({e}); retrying", obj.metadata.name.as_deref().unwrap_or(""));
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        Err(e) => panic!("creating an object failed 10 times: {e}"),
+                    }
+                }
             }
         })
         .buffer_unordered(16)
@@ -249,7 +261,7 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes_ready = writes(&cp.audit_log(), &user).minus(&writes_before);
     let calls_ready = calls(&admin.calls_json().await);
-    let (_, cpu_ready) = proc_stats(pid);
+    let (hwm_ready, cpu_ready) = proc_stats(pid);
 
     // Steady state.
     let calls_a = calls(&admin.calls_json().await);
@@ -258,14 +270,18 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     tokio::time::sleep(steady).await;
     let calls_b = calls(&admin.calls_json().await);
     let writes_b = writes(&cp.audit_log(), &user);
-    let (_, cpu_b) = proc_stats(pid);
+    let (hwm_steady, cpu_b) = proc_stats(pid);
     let minutes = steady.as_secs_f64() / 60.0;
 
     // Delete all.
     let t1 = Instant::now();
-    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+    while let Err(e) = api
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
-        .unwrap();
+    {
+        eprintln!("deleting the objects failed ({e}); retrying");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     loop {
         let (left, _) = count_ready(&api).await;
         if left == 0 {
@@ -357,7 +373,13 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
         wt.events as f64 / nf,
         wt.secrets as f64 / nf
     );
-    println!("| operator peak RSS | {:.1} MiB | | |", rss_kb as f64 / 1024.0);
+    let mib = |kb: u64| kb as f64 / 1024.0;
+    println!(
+        "| operator peak RSS: until Ready / until end of steady state / whole run | {:.1} / {:.1} / {:.1} MiB | | |",
+        mib(hwm_ready),
+        mib(hwm_steady),
+        mib(rss_kb)
+    );
     println!(
         "| operator CPU seconds: to Ready / steady / total | {:.1} / {:.1} / {:.1} | | |",
         cpu_ready,
