@@ -652,7 +652,7 @@ async fn adoption_observe_only_retain_and_external_deletion() {
 }
 
 #[tokio::test]
-async fn password_change_after_create_is_reported_and_the_connection_secret_keeps_the_real_one() {
+async fn password_change_is_reported_and_the_connection_secret_keeps_the_real_password_and_follows_a_move() {
     if skip() {
         return;
     }
@@ -677,7 +677,37 @@ async fn password_change_after_create_is_reported_and_the_connection_secret_keep
     assert!(!text.contains(PASSWORD) && !text.contains("a-new-password"));
     // Put back: in sync again.
     e.secret("pw", &[("password", PASSWORD)]).await;
-    e.wait_reason("p", "Synced", "ReconcileSuccess").await;
+    let o = e.wait_reason("p", "Synced", "ReconcileSuccess").await;
+
+    // The cloud moves the instance (a failover): status and the connection Secret follow.
+    let uuid = status(&o).instance_uuid.unwrap();
+    e.admin.move_to(&uuid, "10.9.8.7", 6390).await;
+    let o = e
+        .wait("p", "the new endpoint in status", |o| {
+            status(o)
+                .endpoint
+                .is_some_and(|ep| ep.host == "10.9.8.7" && ep.port == 6390)
+        })
+        .await;
+    assert_eq!(cond_status(&o, "Ready").as_deref(), Some("True"));
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let data = e.secrets.get("p-conn").await.unwrap().data.unwrap();
+        let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+        if text("host") == "10.9.8.7" {
+            assert_eq!(text("port"), "6390");
+            assert_eq!(text("uri"), format!("redis://:{PASSWORD}@10.9.8.7:6390"));
+            assert_eq!(text("password"), PASSWORD);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connection Secret not rewritten: {}",
+            text("host")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(e.has_event_of("p", Some("Normal"), "EndpointChanged").await);
     e.sim.shutdown().await;
 }
 
@@ -714,6 +744,47 @@ async fn rotated_object_credentials_take_effect_without_a_restart() {
     .await;
     e.wait_reason("r", "Synced", "ReconcileSuccess").await;
     assert_eq!(e.admin.instances().await.len(), 1);
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotated_operator_credentials_in_a_mounted_directory_take_effect_without_a_restart() {
+    if skip() {
+        return;
+    }
+    let mut cfg = fast_sim();
+    cfg.access_keys.push("AKIDrotated:rotated-secret-DO-NOT-LEAK".into());
+    let e = env("rotdir", cfg).await;
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    // A mounted Secret: the kubelet swaps the files atomically; so does this helper.
+    let dir = tempfile::tempdir().unwrap();
+    let put = |id: &str, secret: &str| {
+        for (name, value) in [("accessKeyId", id), ("accessKeySecret", secret)] {
+            let tmp = dir.path().join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, value).unwrap();
+            std::fs::rename(&tmp, dir.path().join(name)).unwrap();
+        }
+    };
+    put("AKIDrevoked", "whatever");
+    let dir_arg = dir.path().display().to_string();
+    let _op = e.operator_with(vec!["--credentials-dir", &dir_arg], vec![]);
+    e.create("d", spec(json!({}))).await;
+    e.wait_reason("d", "Synced", "CloudRejected").await;
+    assert!(
+        e.admin.instances().await.is_empty(),
+        "nothing created with a refused key"
+    );
+    put("AKIDrotated", "rotated-secret-DO-NOT-LEAK");
+    e.wait_ready("d").await;
+    assert_eq!(
+        e.instances_named(&status(&e.api.get("d").await.unwrap()).instance_name.unwrap())
+            .await
+            .len(),
+        1
+    );
+    e.delete("d").await;
+    e.wait_gone("d").await;
+    assert!(e.admin.instances().await.is_empty());
     e.sim.shutdown().await;
 }
 

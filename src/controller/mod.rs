@@ -561,8 +561,24 @@ async fn act(
                 };
                 ctx.event(obj, EventType::Normal, reason, note).await;
             }
+            let before = st.endpoint.clone();
             status::apply_instance(st, &inst, now);
             st.create_attempt = None;
+            if let (Some(from), Some(to)) = (&before, &st.endpoint)
+                && from != to
+                && !newly_ours
+            {
+                ctx.event(
+                    obj,
+                    EventType::Normal,
+                    "EndpointChanged",
+                    format!(
+                        "instance {} moved from {}:{} to {}:{}",
+                        inst.instance_uuid, from.host, from.port, to.host, to.port
+                    ),
+                )
+                .await;
+            }
             if deleting {
                 st.phase = Some(Phase::Deleting);
                 return Ok(Done::Requeue {

@@ -391,7 +391,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, router: Router) {
 fn router(sim: Arc<Sim>) -> Router {
     let admin = Router::new()
         .route("/admin/instances", get(admin_instances))
-        .route("/admin/instances/{uuid}", delete(admin_vanish))
+        .route("/admin/instances/{uuid}", delete(admin_vanish).patch(admin_move))
         .route("/admin/calls", get(admin_calls))
         .route("/admin/faults", get(admin_faults).put(admin_set_faults))
         .route("/admin/reset", post(admin_reset));
@@ -684,6 +684,35 @@ async fn admin_vanish(State(sim): State<Arc<Sim>>, Path(uuid): Path<String>) -> 
     } else {
         StatusCode::NOT_FOUND.into_response()
     }
+}
+
+/// Body of `PATCH /admin/instances/{uuid}`: a new address, as after a failover or migration.
+#[derive(serde::Deserialize)]
+struct MoveRequest {
+    #[serde(rename = "IP")]
+    ip: Option<String>,
+    #[serde(rename = "Port")]
+    port: Option<i64>,
+}
+
+async fn admin_move(State(sim): State<Arc<Sim>>, Path(uuid): Path<String>, Json(body): Json<MoveRequest>) -> Response {
+    if let Some(r) = admin_off(&sim) {
+        return r;
+    }
+    {
+        let mut core = sim.core.lock().await;
+        let Some(inst) = core.cloud.instances.get_mut(&uuid) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        if let Some(ip) = body.ip {
+            inst.listed.ip = ip;
+        }
+        if let Some(port) = body.port {
+            inst.listed.port = Some(port);
+        }
+    }
+    sim.persist().await;
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn admin_calls(State(sim): State<Arc<Sim>>) -> Response {

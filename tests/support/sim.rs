@@ -131,6 +131,18 @@ impl Admin {
         assert!(r.status().is_success(), "{}", r.status());
     }
 
+    /// `PATCH /admin/instances/{uuid}`: give an instance a new address.
+    pub async fn move_to(&self, uuid: &str, ip: &str, port: u16) {
+        let r = self
+            .http
+            .patch(format!("{}/admin/instances/{uuid}", self.base))
+            .json(&serde_json::json!({ "IP": ip, "Port": port }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+
     /// `POST /admin/reset`.
     pub async fn reset(&self) {
         self.http
