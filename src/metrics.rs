@@ -98,6 +98,10 @@ impl Metrics {
         );
         let objects = Family::<PhaseLabels, Gauge>::default();
         registry.register("objects", "RedisInstance objects by phase", objects.clone());
+        for phase in ["Pending", "Creating", "Running", "Deleting", "Failed", "Unknown"] {
+            // Every phase is a series from the start, at 0.
+            objects.get_or_create(&PhaseLabels { phase: phase.into() });
+        }
         let time_to_ready = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register(
             "time_to_ready_seconds",
@@ -139,22 +143,18 @@ impl Metrics {
     /// Records the phase of object `uid` (`None` when it is gone).
     pub fn set_phase(&self, uid: &str, phase: Option<&str>) {
         let mut phases = self.phases.lock().expect("not poisoned");
-        match phase {
-            Some(p) => {
-                phases.insert(uid.to_owned(), p.to_owned());
-            }
-            None => {
-                phases.remove(uid);
-            }
+        // Only the gauges of the old and the new phase move: O(1) per reconcile.
+        let previous = match phase {
+            Some(p) if phases.get(uid).is_some_and(|old| old == p) => return,
+            Some(p) => phases.insert(uid.to_owned(), p.to_owned()),
+            None => phases.remove(uid),
+        };
+        let gauge = |p: &str| self.objects.get_or_create(&PhaseLabels { phase: p.into() }).clone();
+        if let Some(old) = previous {
+            gauge(&old).dec();
         }
-        let mut counts: HashMap<&str, i64> = HashMap::new();
-        for p in phases.values() {
-            *counts.entry(p.as_str()).or_default() += 1;
-        }
-        for p in ["Pending", "Creating", "Running", "Deleting", "Failed", "Unknown"] {
-            self.objects
-                .get_or_create(&PhaseLabels { phase: p.into() })
-                .set(counts.get(p).copied().unwrap_or(0));
+        if let Some(new) = phase {
+            gauge(new).inc();
         }
     }
 
@@ -200,9 +200,12 @@ mod tests {
         m.reconciled(Duration::from_millis(20), None);
         m.reconciled(Duration::from_millis(20), Some("SecretNotFound"));
         m.observe("CreateDBInstance", "success", Duration::from_millis(40));
+        m.set_phase("a", Some("Creating"));
+        m.set_phase("a", Some("Running"));
         m.set_phase("a", Some("Running"));
         m.set_phase("b", Some("Running"));
         m.set_phase("b", None);
+        m.set_phase("c", Some("Failed"));
         m.became_ready(Duration::from_secs(30));
         let text = m.encode();
         for line in [
@@ -210,6 +213,9 @@ mod tests {
             r#"cds_redis_reconcile_failures_total{reason="SecretNotFound"} 1"#,
             r#"cds_redis_cloud_calls_total{action="CreateDBInstance",outcome="success"} 1"#,
             r#"cds_redis_objects{phase="Running"} 1"#,
+            r#"cds_redis_objects{phase="Creating"} 0"#,
+            r#"cds_redis_objects{phase="Failed"} 1"#,
+            r#"cds_redis_objects{phase="Deleting"} 0"#,
             "cds_redis_time_to_ready_seconds_count 1",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
