@@ -393,8 +393,9 @@ impl CdsClient {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = response.text().await.map_err(|e| CdsError::transport(action, e))?;
-        interpret(action, status, &text, header_request_id)
+        // Parsed from the received bytes: no UTF-8 copy of a possibly large listing.
+        let body = response.bytes().await.map_err(|e| CdsError::transport(action, e))?;
+        interpret(action, status, &body, header_request_id)
     }
 }
 
@@ -402,10 +403,11 @@ impl CdsClient {
 pub fn interpret(
     action: &str,
     status: u16,
-    body: &str,
+    body: impl AsRef<[u8]>,
     header_request_id: Option<String>,
 ) -> Result<Envelope, CdsError> {
-    match serde_json::from_str::<Envelope>(body) {
+    let body = body.as_ref();
+    match serde_json::from_slice::<Envelope>(body) {
         Ok(env) => {
             let request_id = header_request_id.or_else(|| Some(env.request_id.clone()));
             if status == 200 && env.code == wire::SUCCESS {
@@ -416,7 +418,10 @@ pub fn interpret(
             }
         }
         Err(_) if status != 200 => {
-            let snippet: String = body.chars().take(200).collect();
+            let snippet: String = String::from_utf8_lossy(&body[..body.len().min(800)])
+                .chars()
+                .take(200)
+                .collect();
             Err(CdsError::api(action, status, None, &snippet, header_request_id))
         }
         Err(e) => Err(CdsError::other(
