@@ -100,7 +100,7 @@ impl Metrics {
         registry.register("objects", "RedisInstance objects by phase", objects.clone());
         for phase in ["Pending", "Creating", "Running", "Deleting", "Failed", "Unknown"] {
             // Every phase is a series from the start, at 0.
-            objects.get_or_create(&PhaseLabels { phase: phase.into() });
+            objects.get_or_create(&PhaseLabels { phase: phase.into() }).set(0);
         }
         let time_to_ready = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register(
