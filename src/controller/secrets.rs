@@ -24,6 +24,10 @@ pub type SecretData = BTreeMap<String, ByteString>;
 
 /// Label on every Secret the operator writes.
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "cds-redis-operator");
+/// Label saying what a Secret the operator writes is for: [`RECORD_ROLE`] or `connection`.
+pub const ROLE_LABEL: &str = "cds.capitalonline.net/role";
+/// Role of the password records.
+pub const RECORD_ROLE: &str = "password-record";
 /// Key of the password in the password record.
 const RECORD_KEY: &str = "password";
 
@@ -129,7 +133,7 @@ impl SecretReader {
     pub async fn write_record(&self, obj: &RedisInstance, password: &str) -> Result<(), Error> {
         let name = record_name(obj);
         let data = BTreeMap::from([(RECORD_KEY.to_owned(), password.to_owned())]);
-        self.apply(obj, &name, "password-record", data).await
+        self.apply(obj, &name, RECORD_ROLE, data).await
     }
 
     /// Writes the connection Secret `name` with `data` unless it already holds exactly that.
@@ -177,7 +181,7 @@ impl SecretReader {
             "metadata": {
                 "name": name,
                 "namespace": ns,
-                "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1, "cds.capitalonline.net/role": role, "cds.capitalonline.net/instance": obj.name_any() },
+                "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1, ROLE_LABEL: role, "cds.capitalonline.net/instance": obj.name_any() },
                 "ownerReferences": [owner],
             },
             "type": "Opaque",
@@ -228,6 +232,11 @@ pub fn referencing(
         .filter(|o| o.kind == "RedisInstance" && o.api_version.starts_with(crate::crd::GROUP))
         .map(|o| ObjectRef::new(&o.name).within(ns.as_deref().unwrap_or_default()))
         .collect();
+    // A password record concerns its owner only: no scan of every object for each of the
+    // thousands of records written during a large rollout.
+    if secret.labels().get(ROLE_LABEL).is_some_and(|r| r == RECORD_ROLE) {
+        return out;
+    }
     for obj in instances.state() {
         if obj.namespace() != ns {
             continue;
