@@ -214,6 +214,14 @@ impl CdsClient {
 
     /// `DescribeDBInstances` with optional filters (all instances of the account without).
     pub async fn describe_instances(&self, filter: &InstanceFilter) -> Result<Vec<wire::Instance>, CdsError> {
+        self.describe_instances_as(filter).await
+    }
+
+    /// [`Self::describe_instances`], parsed into `T` (e.g. [`wire::InstanceSummary`]).
+    pub async fn describe_instances_as<T: serde::de::DeserializeOwned>(
+        &self,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<T>, CdsError> {
         let mut params = vec![];
         for (k, v) in [
             ("InstanceUuid", &filter.instance_uuid),

@@ -421,6 +421,58 @@ pub struct Instance {
     pub cpu: Value,
 }
 
+/// What the operator reads of a listed instance: the fields its status reports.
+///
+/// The controller's shared listing parses into this rather than [`Instance`]: unknown fields are
+/// skipped, and a snapshot of thousands of instances takes about a third of the memory.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceSummary {
+    /// Instance id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub instance_uuid: String,
+    /// Instance name.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub instance_name: String,
+    /// e.g. `CREATING`, `RUNNING`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub status: String,
+    /// Display label of the status, e.g. 运行中.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub status_str: String,
+    /// Private IP.
+    #[serde(rename = "IP", default, deserialize_with = "lenient_string")]
+    pub ip: String,
+    /// Port.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub port: Option<i64>,
+    /// Memory in MB.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub ram: Option<i64>,
+    /// Redis version.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub version: String,
+    /// `YYYY-MM-DD HH:MM:SS`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub created_time: String,
+}
+
+impl From<Instance> for InstanceSummary {
+    fn from(i: Instance) -> Self {
+        Self {
+            instance_uuid: i.instance_uuid,
+            instance_name: i.instance_name,
+            status: i.status,
+            status_str: i.status_str,
+            ip: i.ip,
+            port: i.port,
+            ram: i.ram,
+            version: i.version,
+            created_time: i.created_time,
+        }
+    }
+}
+
 /// The status value of a running instance, the only one documented.
 pub const STATUS_RUNNING: &str = "RUNNING";
 /// The status value of an instance being created (observed on the same platform).
@@ -567,6 +619,17 @@ mod tests {
         assert_eq!(i.port, Some(9736));
         assert_eq!(i.ip, "10.240.17.13");
         assert_eq!(i.master_info, Value::String(String::new()));
+    }
+
+    #[test]
+    fn a_summary_reads_the_same_fields_as_the_full_instance() {
+        let env = fixture("describe-db-instances.json");
+        let full: Vec<Instance> = env.data_as_list().unwrap();
+        let summary: Vec<InstanceSummary> = env.data_as_list().unwrap();
+        assert_eq!(summary.len(), full.len());
+        assert_eq!(summary[0], InstanceSummary::from(full[0].clone()));
+        assert_eq!(summary[0].status, STATUS_RUNNING);
+        assert!(!summary[0].ip.is_empty() && summary[0].port.is_some());
     }
 
     #[test]

@@ -12,16 +12,16 @@
 
 use std::time::Duration;
 
-use crate::cds::wire::{self, Instance};
+use crate::cds::wire::{self, InstanceSummary};
 use crate::crd::{DeletionPolicy, ManagementPolicy};
 
 /// What the cloud listing says about the object's instance.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Lookup {
     /// Looked up by a known UUID (exact match), found or not.
-    ByUuid(Option<Box<Instance>>),
+    ByUuid(Option<Box<InstanceSummary>>),
     /// Looked up by the instance name (exact matches).
-    ByName(Vec<Instance>),
+    ByName(Vec<InstanceSummary>),
 }
 
 /// Everything the planner needs to know.
@@ -55,9 +55,9 @@ pub enum Step {
     /// Release the object: remove the finalizer.
     RemoveFinalizer,
     /// Report the instance (and, if not recorded yet, record its UUID).
-    Observe(Instance),
+    Observe(InstanceSummary),
     /// Record an instance found by name or by `spec.instanceUuid` as ours.
-    Adopt(Instance),
+    Adopt(InstanceSummary),
     /// Several instances carry the name: stop and say so.
     Ambiguous(usize),
     /// The instance to adopt or observe does not exist.
@@ -71,7 +71,7 @@ pub enum Step {
     /// Call `DeleteDBInstance` for this UUID.
     Delete(String),
     /// The cloud is deleting the instance: wait until it is gone.
-    WaitForDeletion(Instance),
+    WaitForDeletion(InstanceSummary),
 }
 
 /// The next step for `facts`.
@@ -123,8 +123,8 @@ pub fn plan(facts: &Facts) -> Step {
 mod tests {
     use super::*;
 
-    fn inst(uuid: &str, status: &str) -> Instance {
-        Instance {
+    fn inst(uuid: &str, status: &str) -> InstanceSummary {
+        InstanceSummary {
             instance_uuid: uuid.into(),
             instance_name: "n".into(),
             status: status.into(),

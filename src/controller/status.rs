@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::cds::signer::percent_encode;
-use crate::cds::wire::{self, Instance};
+use crate::cds::wire::{self, InstanceSummary};
 use crate::crd::conditions::{self, READY, SYNCED, ready, synced};
 use crate::crd::{Endpoint, Phase, RedisInstanceStatus};
 
@@ -22,7 +22,7 @@ pub fn phase_of(cloud_status: &str) -> Phase {
 }
 
 /// Copies what the cloud says about `inst` into `status`.
-pub fn apply_instance(status: &mut RedisInstanceStatus, inst: &Instance, now: &Time) {
+pub fn apply_instance(status: &mut RedisInstanceStatus, inst: &InstanceSummary, now: &Time) {
     status.instance_uuid = Some(inst.instance_uuid.clone());
     status.instance_name = Some(inst.instance_name.clone());
     status.cloud_status = Some(inst.status.clone()).filter(|s| !s.is_empty());
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn instance_fields_are_copied() {
-        let inst = Instance {
+        let inst = InstanceSummary {
             instance_uuid: "u".into(),
             instance_name: "n".into(),
             status: "RUNNING".into(),
@@ -207,7 +207,6 @@ mod tests {
             ram: Some(4096),
             version: "5.0".into(),
             created_time: "2026-01-01 00:00:00".into(),
-            ..Default::default()
         };
         let mut s = RedisInstanceStatus::default();
         apply_instance(&mut s, &inst, &t(1));
@@ -268,7 +267,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let creating = Instance {
+        let creating = InstanceSummary {
             instance_uuid: "u".into(),
             instance_name: "n".into(),
             status: "CREATING".into(),
@@ -286,7 +285,7 @@ mod tests {
         let mut running = recorded.clone();
         apply_instance(
             &mut running,
-            &Instance {
+            &InstanceSummary {
                 status: "RUNNING".into(),
                 ..creating.clone()
             },
@@ -311,7 +310,7 @@ mod tests {
         let mut gone_soon = deleting.clone();
         apply_instance(
             &mut gone_soon,
-            &Instance {
+            &InstanceSummary {
                 status: "DELETING".into(),
                 ..creating.clone()
             },
