@@ -832,20 +832,29 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    // The caches keep only what the operator reads: no managedFields, and no Secret annotations
-    // (a `kubectl apply`'d Secret carries its data in last-applied-configuration).
+    // The caches keep only what the operator reads: no managedFields; of a Secret's metadata only
+    // its name, version, owners and role label (a `kubectl apply`'d Secret carries its data in
+    // the last-applied-configuration annotation); of an object, no last-applied-configuration.
     let (secret_store, secret_writer) = reflector::store();
     let secret_watch = watcher(secret_api, watcher::Config::default())
         .default_backoff()
         .modify(|s: &mut PartialObjectMeta<Secret>| {
             s.metadata.managed_fields = None;
             s.metadata.annotations = None;
+            if let Some(labels) = s.metadata.labels.as_mut() {
+                labels.retain(|k, _| k == secrets::ROLE_LABEL);
+            }
         });
     let secret_stream = reflector::reflector(secret_writer, secret_watch).touched_objects();
     let (store, writer) = reflector::store();
     let ri_watch = watcher(ri_api, watcher::Config::default())
         .default_backoff()
-        .modify(|o: &mut RedisInstance| o.metadata.managed_fields = None);
+        .modify(|o: &mut RedisInstance| {
+            o.metadata.managed_fields = None;
+            if let Some(annotations) = o.metadata.annotations.as_mut() {
+                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        });
     let ri_stream = reflector::reflector(writer, ri_watch).applied_objects();
     let controller = Controller::for_stream(ri_stream, store.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency));
