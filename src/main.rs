@@ -31,11 +31,14 @@ fn main() -> ExitCode {
             print!("{}", cds_redis_operator::crd::crd_yaml());
             ExitCode::SUCCESS
         }
-        Command::Run(config) => run_async(async move {
+        Command::Run(config) => {
             tune_malloc();
-            init_logging();
-            cds_redis_operator::controller::run(*config).await
-        }),
+            run_async(async move {
+                init_logging();
+                tokio::spawn(release_free_memory());
+                cds_redis_operator::controller::run(*config).await
+            })
+        }
         Command::Simulator(config) => run_async(async move {
             init_logging();
             cds_redis_operator::simulator::run(config).await
@@ -73,6 +76,21 @@ fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
+/// Every 10 s, hands the allocator's free pages back to the OS. glibc returns memory only from
+/// the top of its heaps; the pages freed in the middle (each listing, watch page and request
+/// leaves some) stay resident until trimmed.
+async fn release_free_memory() {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        every.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 
