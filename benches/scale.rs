@@ -104,6 +104,20 @@ fn calls(v: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
+/// The operator's resident set now, in KiB: (anonymous, file-backed such as its own code).
+fn rss_now(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
 fn proc_stats(pid: u32) -> (u64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm_kb: u64 = status
@@ -262,6 +276,7 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     let writes_ready = writes(&cp.audit_log(), &user).minus(&writes_before);
     let calls_ready = calls(&admin.calls_json().await);
     let (hwm_ready, cpu_ready) = proc_stats(pid);
+    let (anon_ready, file_ready) = rss_now(pid);
 
     // Steady state.
     let calls_a = calls(&admin.calls_json().await);
@@ -379,6 +394,11 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
         mib(hwm_ready),
         mib(hwm_steady),
         mib(rss_kb)
+    );
+    println!(
+        "| operator RSS once all are Ready: heap and other anonymous memory / file-backed (its code) | {:.1} / {:.1} MiB | | |",
+        mib(anon_ready),
+        mib(file_ready)
     );
     println!(
         "| operator CPU seconds: to Ready / steady / total | {:.1} / {:.1} / {:.1} | | |",
