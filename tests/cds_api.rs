@@ -642,6 +642,11 @@ async fn secrets_never_reach_logs_debug_output_or_errors() {
     let _guard = tracing::subscriber::set_default(_guard);
     let s = sim::start(Duration::from_millis(10), Duration::from_millis(10)).await;
     let c = sim::client(&s);
+    // tracing caches per call site whether anyone listens. A parallel test that reaches the
+    // client's call sites first, while this scoped subscriber is being registered, can leave
+    // them cached as unheard (seen once in the full suite). Reach them here, then recompute.
+    c.describe_regions().await.unwrap();
+    tracing::callsite::rebuild_interest_cache();
     let mut shown = String::new();
     let created = c.create_instance(&create_request("redaction")).await.unwrap();
     shown += &format!("{c:?} {:?} {created:?}", create_request("redaction"));
