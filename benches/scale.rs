@@ -104,28 +104,25 @@ fn calls(v: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-/// The operator's resident set now, in KiB: (anonymous, file-backed such as its own code).
-fn rss_now(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("RssAnon:"), field("RssFile:"))
-}
-
-fn proc_stats(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kb: u64 = status
+/// A `kB` field of `/proc/PID/status` (e.g. `VmHWM:`), 0 when absent.
+fn status_kb(pid: u32, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(name))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// The operator's resident set now, in KiB: (anonymous, file-backed such as its own code).
+fn rss_now(pid: u32) -> (u64, u64) {
+    (status_kb(pid, "RssAnon:"), status_kb(pid, "RssFile:"))
+}
+
+/// Peak RSS in KiB and CPU seconds so far.
+fn proc_stats(pid: u32) -> (u64, f64) {
+    let hwm_kb = status_kb(pid, "VmHWM:");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -364,30 +361,24 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
         listing_floor,
         steady_total / listing_floor
     );
-    let w = &writes_ready;
-    println!(
-        "| Kubernetes writes per object, apply → Ready | {:.2} (status {:.2}, finalizer {:.2}, events {:.2}, secrets {:.2}) | | |",
-        w.total() as f64 / nf,
-        w.status as f64 / nf,
-        w.finalizer as f64 / nf,
-        w.events as f64 / nf,
-        w.secrets as f64 / nf
-    );
+    let writes_row = |label: &str, w: &Writes| {
+        println!(
+            "| Kubernetes writes per object, {label} | {:.2} (status {:.2}, finalizer {:.2}, events {:.2}, secrets {:.2}) | | |",
+            w.total() as f64 / nf,
+            w.status as f64 / nf,
+            w.finalizer as f64 / nf,
+            w.events as f64 / nf,
+            w.secrets as f64 / nf
+        )
+    };
+    writes_row("apply → Ready", &writes_ready);
     let ws = writes_b.minus(&writes_a);
     println!(
         "| Kubernetes writes in steady state | {} in {:.0} min | 0 | |",
         ws.total(),
         minutes
     );
-    let wt = &writes_total;
-    println!(
-        "| Kubernetes writes per object, whole life | {:.2} (status {:.2}, finalizer {:.2}, events {:.2}, secrets {:.2}) | | |",
-        wt.total() as f64 / nf,
-        wt.status as f64 / nf,
-        wt.finalizer as f64 / nf,
-        wt.events as f64 / nf,
-        wt.secrets as f64 / nf
-    );
+    writes_row("whole life", &writes_total);
     let mib = |kb: u64| kb as f64 / 1024.0;
     println!(
         "| operator peak RSS: until Ready / until end of steady state / whole run | {:.1} / {:.1} / {:.1} MiB | | |",

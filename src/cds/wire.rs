@@ -62,6 +62,17 @@ impl Envelope {
         }
     }
 
+    /// A failed envelope: `code` and `message`, an empty payload.
+    pub fn failure(code: impl Into<String>, message: impl Into<String>, request_id: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            data: RawValue::from_string("{}".to_owned()).expect("{} is JSON"),
+            task_id: String::new(),
+            request_id: request_id.into(),
+        }
+    }
+
     /// The payload parsed as `T`, leniently (`null` or `""` parse as `T::default()` where `T`
     /// allows it through its own field defaults).
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {

@@ -61,7 +61,7 @@ impl EventPublisher {
 
 /// The Event (pure, for tests): a unique name from the object's name and the time, the note cut
 /// to the API's limit on a character boundary.
-pub fn build_event(
+fn build_event(
     controller: &str,
     instance: &str,
     regarding: ObjectReference,

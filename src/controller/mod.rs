@@ -447,11 +447,17 @@ async fn act(
     let snapshot = account.inventory.snapshot(max_age).await?;
     // A listing requested before our own last create/delete of this instance cannot show its
     // effect: decisions from it must not repeat that write (it would only earn a 409).
-    let wrote_at = ctx.cloud_writes.lock().expect("not poisoned").get(&uid).copied();
-    let stale = wrote_at.is_some_and(|at| snapshot.requested_at < at);
-    if wrote_at.is_some() && !stale {
-        ctx.cloud_writes.lock().expect("not poisoned").remove(&uid);
-    }
+    let stale = {
+        let mut writes = ctx.cloud_writes.lock().expect("not poisoned");
+        match writes.get(&uid) {
+            Some(&at) if snapshot.requested_at < at => true,
+            Some(_) => {
+                writes.remove(&uid);
+                false
+            }
+            None => false,
+        }
+    };
     let lookup = match &known_uuid {
         Some(uuid) => Lookup::ByUuid(snapshot.by_uuid(uuid).cloned().map(Box::new)),
         None => Lookup::ByName(snapshot.by_name(&instance_name).into_iter().cloned().collect()),

@@ -115,6 +115,19 @@ fn essentials(s: &RedisInstanceStatus) -> RedisInstanceStatus {
     }
 }
 
+/// What [`essentials`] leaves out, but the sync time.
+fn details(s: &RedisInstanceStatus) -> impl PartialEq + '_ {
+    (
+        &s.cloud_status,
+        &s.cloud_status_text,
+        &s.endpoint,
+        s.ram_mb,
+        &s.version,
+        &s.created_time,
+        &s.create_attempt,
+    )
+}
+
 /// Whether `new` must be written over `old`.
 ///
 /// - A change of phase, UUID, TaskId, conditions or generation: always, at once.
@@ -132,12 +145,8 @@ pub fn needs_write(old: &RedisInstanceStatus, new: &RedisInstanceStatus, refresh
     {
         return true;
     }
-    let strip = |s: &RedisInstanceStatus| RedisInstanceStatus {
-        last_sync_time: None,
-        ..s.clone()
-    };
     let first_sync = old.last_sync_time.is_none() && new.last_sync_time.is_some();
-    if strip(old) == strip(new) && !first_sync {
+    if details(old) == details(new) && !first_sync {
         return false;
     }
     let held = match new.phase {

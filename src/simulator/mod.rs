@@ -408,13 +408,7 @@ fn envelope_response(status: u16, env: &Envelope) -> Response {
 }
 
 fn error_response(e: &ApiError) -> Response {
-    let env = Envelope {
-        code: e.code.clone(),
-        message: e.message.clone(),
-        data: serde_json::value::to_raw_value(&json!({})).expect("serialisable"),
-        task_id: String::new(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-    };
+    let env = Envelope::failure(&e.code, &e.message, uuid::Uuid::new_v4().to_string());
     envelope_response(e.status, &env)
 }
 
