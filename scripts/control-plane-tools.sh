@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, kubectl, etcd) and helm from the Go module proxy
+# Builds the test control plane (kube-apiserver, kube-controller-manager, kubectl, etcd) and helm from the Go module proxy
 # into a per-machine cache, once per version, under a lock. Prints the directory holding the
 # binaries on stdout (everything else goes to stderr), so callers can do:
 #
 #   export KUBEBUILDER_ASSETS=$(scripts/control-plane-tools.sh)
 #
-# If KUBEBUILDER_ASSETS already names a directory with kube-apiserver, etcd and kubectl (as
-# setup-envtest gives), those are used and only helm is built when it is missing there.
+# If KUBEBUILDER_ASSETS already names a directory with kube-apiserver, kube-controller-manager, etcd
+# and kubectl, those are used and only helm is built when it is missing there. (setup-envtest's
+# directories lack kube-controller-manager, which the garbage-collection tests need: then
+# everything is built here.)
 #
 # Settings (environment):
 #   CDS_TOOLS_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/cds-redis-operator)
@@ -31,15 +33,18 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock 9
 
-has_assets() { [ -x "$1/kube-apiserver" ] && [ -x "$1/etcd" ] && [ -x "$1/kubectl" ]; }
+has_assets() {
+  [ -x "$1/kube-apiserver" ] && [ -x "$1/etcd" ] && [ -x "$1/kubectl" ] && [ -x "$1/kube-controller-manager" ]
+}
 
-# build_kube VERSION OUTDIR: kube-apiserver + kubectl from a wrapper module that replaces every
+# build_kube VERSION OUTDIR: kube-apiserver, kube-controller-manager (garbage collection, namespace
+# deletion) and kubectl from a wrapper module that replaces every
 # staging module (required upstream as v0.0.0 => ./staging/...) with its published v0.X.Y.
 build_kube() {
   local v=$1 out=$2 minor work mod
   minor=${v#*.}; minor=${minor%%.*}
   work=$(mktemp -d "$CACHE/.build-kube-XXXXXX")
-  log "building kube-apiserver and kubectl v$v in $work (a cold build takes 10-20 minutes)"
+  log "building kube-apiserver, kube-controller-manager and kubectl v$v in $work (a cold build takes 15-25 minutes)"
   mod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
   [ -n "$mod" ] && [ -f "$mod" ] || { log "cannot download k8s.io/kubernetes@v$v"; return 1; }
   {
@@ -56,11 +61,13 @@ build_kube() {
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
   (cd "$work" \
-    && go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v" >&2 \
+    && go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v" \
+         "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" >&2 \
     && go build -trimpath -pgo=off -tags selinux,notest -ldflags "$ldflags" -o "$work/bin/" \
-         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl >&2) || { rm -rf "$work"; return 1; }
+         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
+         k8s.io/kubernetes/cmd/kube-controller-manager >&2) || { rm -rf "$work"; return 1; }
   mkdir -p "$out"
-  mv "$work/bin/kube-apiserver" "$work/bin/kubectl" "$out/"
+  mv "$work/bin/kube-apiserver" "$work/bin/kubectl" "$work/bin/kube-controller-manager" "$out/"
   rm -rf "$work"
 }
 
@@ -91,7 +98,8 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ] && has_assets "$KUBEBUILDER_ASSETS"; then
   log "using KUBEBUILDER_ASSETS=$assets"
 else
   kube_dir="$BIN/kube-$KUBE_VERSION"
-  if ! [ -x "$kube_dir/kube-apiserver" ] || ! [ -x "$kube_dir/kubectl" ]; then
+  if ! [ -x "$kube_dir/kube-apiserver" ] || ! [ -x "$kube_dir/kubectl" ] \
+     || ! [ -x "$kube_dir/kube-controller-manager" ]; then
     if ! build_kube "$KUBE_VERSION" "$kube_dir"; then
       log "kube v$KUBE_VERSION did not build; falling back to v$KUBE_FALLBACK_VERSION"
       kube_dir="$BIN/kube-$KUBE_FALLBACK_VERSION"
@@ -105,6 +113,7 @@ else
   mkdir -p "$assets"
   ln -sfn "$kube_dir/kube-apiserver" "$assets/kube-apiserver"
   ln -sfn "$kube_dir/kubectl" "$assets/kubectl"
+  ln -sfn "$kube_dir/kube-controller-manager" "$assets/kube-controller-manager"
   ln -sfn "$etcd_dir/etcd" "$assets/etcd"
 fi
 
