@@ -43,9 +43,33 @@ pub enum Error {
         /// How many carry it.
         count: usize,
     },
-    /// The instance to observe or adopt does not exist in the cloud.
-    #[error("cloud instance {0} does not exist")]
+    /// The instance to observe or adopt does not exist in the cloud (or is being deleted).
+    #[error("cloud instance {0} does not exist (or the cloud is deleting it)")]
     InstanceNotFound(String),
+    /// A recorded instance vanished from the cloud; it is not re-created silently.
+    #[error("cloud instance {0} no longer exists and is not re-created; delete this object to release it")]
+    ExternallyDeleted(String),
+    /// Another object records the instance (or is creating one with the same name).
+    #[error("{instance} belongs to RedisInstance {by}; one cloud instance is managed by one object")]
+    InstanceInUse {
+        /// What is in use: `instance UUID`, or `the instance name`.
+        instance: String,
+        /// The other object, `namespace/name`.
+        by: String,
+    },
+    /// A Secret the operator was asked to write exists and is not its own.
+    #[error(
+        "Secret {namespace}/{name} exists and is not owned by this RedisInstance; the operator never writes into a Secret it did not create (choose another name, or delete that Secret)"
+    )]
+    SecretConflict {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// This replica cannot prove it still holds the leader lease: it must not act.
+    #[error("this replica no longer holds the leader lease")]
+    NotLeader,
     /// A CDS call failed.
     #[error(transparent)]
     Cds(#[from] CdsError),
@@ -73,22 +97,13 @@ impl Error {
     /// Whether retrying with backoff can help; otherwise the object waits for a change of
     /// itself or its Secrets.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Cds(e) => e.is_retryable(),
-            Self::Kube(_) | Self::Conflict => true,
-            Self::SecretNotFound { .. }
-            | Self::SecretKeyMissing { .. }
-            | Self::InvalidSpec(_)
-            | Self::FlavorNotAvailable(_)
-            | Self::AmbiguousInstance { .. }
-            | Self::InstanceNotFound(_)
-            | Self::Credentials(_) => false,
-        }
+        !self.is_terminal()
     }
 
-    /// Whether only a change of the object or its Secrets can fix it.
+    /// Whether only a change of the object or its Secrets (or a person) can fix it: decided by
+    /// the reason, through the one list of terminal reasons ([`synced::is_terminal`]).
     pub fn is_terminal(&self) -> bool {
-        !self.is_retryable()
+        synced::is_terminal(self.reason())
     }
 
     /// The `Synced` condition reason this error shows.
@@ -100,7 +115,11 @@ impl Error {
             Self::FlavorNotAvailable(_) => synced::FLAVOR_NOT_AVAILABLE,
             Self::AmbiguousInstance { .. } => synced::AMBIGUOUS_INSTANCE,
             Self::InstanceNotFound(_) => synced::INSTANCE_NOT_FOUND,
+            Self::ExternallyDeleted(_) => synced::EXTERNALLY_DELETED,
+            Self::InstanceInUse { .. } => synced::INSTANCE_IN_USE,
+            Self::SecretConflict { .. } => synced::SECRET_CONFLICT,
             Self::Credentials(_) => synced::CREDENTIALS_MISSING,
+            Self::NotLeader => synced::NOT_LEADER,
             Self::Cds(e) if e.is_throttled() => synced::THROTTLED,
             Self::Cds(e) if e.is_retryable() => synced::CLOUD_UNAVAILABLE,
             Self::Cds(_) => synced::CLOUD_REJECTED,

@@ -1,9 +1,21 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so that of several replicas exactly one
-//! acts. Every write uses the Lease's `resourceVersion`, so two replicas can never both believe
-//! they took it. A leader that cannot renew within the lease duration stops acting (the process
-//! exits and is restarted as a standby).
+//! acts (contract, Ownership rule 7). Every write uses the Lease's `resourceVersion`, so two
+//! replicas can never both believe they took it.
+//!
+//! Time is judged as client-go does, on each replica's own monotonic clock, never by comparing
+//! the holder's `renewTime` with the local wall clock:
+//! - a standby takes over only after the lease record stayed unchanged for a whole lease
+//!   duration since it first saw it;
+//! - the leader counts its lease from the moment it *sent* its last successful renewal, and
+//!   stops acting ([`Leadership::check`] fails) a safety margin before that lease could expire
+//!   for a standby. Every renewal is bounded by that deadline, so a stuck request cannot keep a
+//!   leader acting, and a frozen (SIGSTOPped) leader that wakes up finds its lease lapsed before
+//!   it sends anything.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -24,11 +36,67 @@ pub struct LeaseConfig {
     pub retry_period: Duration,
 }
 
+/// Whether this replica may act: checked before every cloud write and Kubernetes write.
+#[derive(Clone, Debug)]
+pub struct Leadership(Option<Arc<Mutex<Option<Instant>>>>);
+
+impl Leadership {
+    /// Leader election is off: this replica always acts.
+    pub fn unconditional() -> Self {
+        Self(None)
+    }
+
+    fn elected() -> Self {
+        Self(Some(Arc::new(Mutex::new(None))))
+    }
+
+    /// `Ok` while the lease is certainly ours.
+    pub fn check(&self) -> Result<(), NotLeader> {
+        match &self.0 {
+            None => Ok(()),
+            Some(until) => match *until.lock().expect("not poisoned") {
+                Some(t) if Instant::now() < t => Ok(()),
+                _ => Err(NotLeader),
+            },
+        }
+    }
+
+    fn extend_to(&self, until: Instant) {
+        if let Some(u) = &self.0 {
+            *u.lock().expect("not poisoned") = Some(until);
+        }
+    }
+
+    fn valid_until(&self) -> Option<Instant> {
+        self.0.as_ref().and_then(|u| *u.lock().expect("not poisoned"))
+    }
+
+    fn revoke(&self) {
+        if let Some(u) = &self.0 {
+            *u.lock().expect("not poisoned") = None;
+        }
+    }
+}
+
+/// This replica cannot prove it holds the lease.
+#[derive(Clone, Copy, Debug, thiserror::Error)]
+#[error("this replica no longer holds the leader lease")]
+pub struct NotLeader;
+
+/// What a standby last saw of the lease, and when (on its own clock).
+#[derive(Clone, Debug, PartialEq)]
+struct Observed {
+    holder: String,
+    resource_version: Option<String>,
+}
+
 /// Takes and holds the lease.
 #[derive(Clone)]
 pub struct LeaderElector {
     api: Api<Lease>,
     config: LeaseConfig,
+    leadership: Leadership,
+    observed: Arc<Mutex<Option<(Observed, Instant)>>>,
 }
 
 fn now() -> MicroTime {
@@ -41,11 +109,56 @@ impl LeaderElector {
         Self {
             api: Api::namespaced(client, &config.namespace),
             config,
+            leadership: Leadership::elected(),
+            observed: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The fence the acting code checks.
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.clone()
+    }
+
+    /// How long before the lease could lapse for a standby this replica stops acting: one
+    /// retry period, so a renewal in flight at the deadline is never relied upon.
+    fn margin(&self) -> Duration {
+        self.config.retry_period
+    }
+
+    /// One attempt to take or renew the lease, bounded by `timeout`; `Ok(true)` when we hold it
+    /// afterwards (and the fence is extended from the moment the attempt started).
+    async fn attempt(&self, timeout: Duration) -> Result<bool, kube::Error> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(timeout, self.try_acquire_or_renew()).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(timeout_ms = timeout.as_millis() as u64, "lease request timed out");
+                return Ok(false);
+            }
+        };
+        if let Ok(true) = result {
+            let lease_end = started + self.config.lease_duration;
+            self.leadership
+                .extend_to(lease_end.checked_sub(self.margin()).unwrap_or(started));
+        }
+        result
+    }
+
+    /// Whether the lease record `observed` has stayed unchanged for a whole lease duration on
+    /// this replica's clock.
+    fn expired(&self, observed: Observed) -> bool {
+        let mut last = self.observed.lock().expect("not poisoned");
+        match last.as_ref() {
+            Some((seen, since)) if *seen == observed => since.elapsed() >= self.config.lease_duration,
+            _ => {
+                *last = Some((observed, Instant::now()));
+                false
+            }
         }
     }
 
     /// One attempt to take or renew the lease; `Ok(true)` when we hold it afterwards.
-    pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
+    async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
         let c = &self.config;
         let secs = c.lease_duration.as_secs() as i32;
         let Some(mut lease) = self.api.get_opt(&c.name).await? else {
@@ -69,15 +182,15 @@ impl LeaderElector {
                 Err(e) => Err(e),
             };
         };
+        let resource_version = lease.metadata.resource_version.clone();
         let spec = lease.spec.get_or_insert_with(Default::default);
         let holder = spec.holder_identity.clone().unwrap_or_default();
-        let duration = jiff::SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(secs)));
-        let expired = spec
-            .renew_time
-            .as_ref()
-            .is_none_or(|t| t.0.checked_add(duration).is_ok_and(|end| end < jiff::Timestamp::now()));
         if holder != c.identity {
-            if !(holder.is_empty() || expired) {
+            let observed = Observed {
+                holder: holder.clone(),
+                resource_version,
+            };
+            if !holder.is_empty() && !self.expired(observed) {
                 return Ok(false);
             }
             spec.holder_identity = Some(c.identity.clone());
@@ -97,7 +210,7 @@ impl LeaderElector {
     /// Waits until this replica holds the lease.
     pub async fn acquire(&self) {
         loop {
-            match self.try_acquire_or_renew().await {
+            match self.attempt(self.config.retry_period).await {
                 Ok(true) => {
                     tracing::info!(lease = %self.config.name, identity = %self.config.identity, "became leader");
                     return;
@@ -109,32 +222,46 @@ impl LeaderElector {
         }
     }
 
-    /// Renews the lease until renewal fails for longer than the lease duration (or another
-    /// replica took it); returns then. Stops renewing early enough that the lease is still ours
-    /// when this returns.
+    /// Renews the lease until it cannot prove it still holds it; returns then, with the fence
+    /// already closed. Each renewal is bounded by the fence's deadline.
     pub async fn hold(&self) {
-        let mut last_renewal = tokio::time::Instant::now();
-        // Give up a retry period before the lease could expire for others.
-        let deadline = self.config.lease_duration.saturating_sub(self.config.retry_period);
         loop {
             tokio::time::sleep(self.config.retry_period).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewal = tokio::time::Instant::now(),
+            let Some(until) = self.leadership.valid_until().filter(|t| *t > Instant::now()) else {
+                tracing::error!("could not renew the lease in time; no longer acting");
+                self.leadership.revoke();
+                return;
+            };
+            match self.attempt(until - Instant::now()).await {
+                Ok(true) => {}
                 Ok(false) => {
-                    tracing::error!("another replica took the lease");
-                    return;
+                    // Either another replica took the lease, or the request did not finish in
+                    // time: only a later success proves the lease is still ours.
+                    if self
+                        .api
+                        .get_opt(&self.config.name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|l| {
+                            l.spec
+                                .and_then(|s| s.holder_identity)
+                                .is_some_and(|h| h != self.config.identity)
+                        })
+                    {
+                        tracing::error!("another replica took the lease");
+                        self.leadership.revoke();
+                        return;
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot renew the lease"),
-            }
-            if last_renewal.elapsed() >= deadline {
-                tracing::error!("could not renew the lease in time");
-                return;
             }
         }
     }
 
     /// Gives the lease up (on a clean shutdown), so a standby takes over at once.
     pub async fn release(&self) {
+        self.leadership.revoke();
         if let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await
             && let Some(spec) = lease.spec.as_mut()
             && spec.holder_identity.as_deref() == Some(self.config.identity.as_str())

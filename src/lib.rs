@@ -6,6 +6,7 @@
 //! - [`simulator`]: a local CDS Redis API for tests, demos and dry runs;
 //! - [`error`], [`metrics`], [`server`], [`leader`], [`config`]: the operator's plumbing.
 
+pub mod backoff;
 pub mod cds;
 pub mod config;
 pub mod controller;

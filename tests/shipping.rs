@@ -464,22 +464,16 @@ fn argocd_health_check_reads_the_status() {
     for (name, o, want) in cases {
         assert_eq!(health(&o).0, want, "{name}: {:?}", health(&o));
     }
-    // Every terminal reason is Degraded, with the reason in the message.
-    for reason in [
-        "SecretNotFound",
-        "SecretKeyMissing",
-        "InvalidSpec",
-        "FlavorNotAvailable",
-        "CloudRejected",
-        "AmbiguousInstance",
-        "ExternallyDeleted",
-        "InstanceNotFound",
-        "CredentialsMissing",
-    ] {
-        assert!(
-            cds_redis_operator::controller::status::is_failed_reason(reason),
-            "{reason} is terminal in the operator too"
+    // Every terminal reason (the operator's one list) is Degraded, with the reason in the
+    // message: from the Stalled condition, and from Synced alone (statuses of older versions).
+    for reason in cds_redis_operator::crd::conditions::synced::TERMINAL {
+        let stalled = obj(
+            json!({ "phase": "Failed", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Unavailable"), cond("Synced", "False", reason), cond("Stalled", "True", reason)] }),
         );
+        let (status, message) = health(&stalled);
+        assert_eq!(status, "Degraded", "{reason}");
+        assert!(message.starts_with(reason), "{message}");
+
         let o = obj(
             json!({ "phase": "Failed", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Unavailable"), cond("Synced", "False", reason)] }),
         );

@@ -1,7 +1,8 @@
 -- Argo CD health check for cds.capitalonline.net/RedisInstance.
 -- Healthy: Ready=True. Progressing: creating, deleting, or not yet observed by the operator.
--- Degraded: a terminal failure (the Synced reasons that need a change of the object or its
--- Secrets), the Failed phase, or a cloud status the operator does not know.
+-- Degraded: a terminal failure (Stalled=True, whose reason is the Synced reason that needs a
+-- change of the object or its Secrets), the Failed phase, or a cloud status the operator does
+-- not know.
 local hs = {}
 local function finish(status, message)
   hs.status = status
@@ -22,18 +23,25 @@ end
 
 local ready = nil
 local synced = nil
+local stalled = nil
 for _, condition in ipairs(obj.status.conditions) do
   if condition.type == "Ready" then
     ready = condition
   elseif condition.type == "Synced" then
     synced = condition
+  elseif condition.type == "Stalled" then
+    stalled = condition
   end
 end
 
+if stalled ~= nil and stalled.status == "True" then
+  return finish("Degraded", stalled.reason .. ": " .. (stalled.message or ""))
+end
+-- Statuses written before the Stalled condition existed: the same terminal reasons in Synced.
 local terminal = {
   SecretNotFound = true, SecretKeyMissing = true, InvalidSpec = true, FlavorNotAvailable = true,
   CloudRejected = true, AmbiguousInstance = true, ExternallyDeleted = true, InstanceNotFound = true,
-  CredentialsMissing = true,
+  CredentialsMissing = true, InstanceInUse = true, SecretConflict = true,
 }
 if synced ~= nil and synced.status == "False" and terminal[synced.reason] then
   return finish("Degraded", synced.reason .. ": " .. (synced.message or ""))

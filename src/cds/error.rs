@@ -13,7 +13,28 @@ const BUSY_CODES: [&str; 5] = [
     "FailedOperation",
 ];
 /// Server-side failure codes (HTTP 500 in the docs): retryable, whatever HTTP status carried them.
-const SERVER_CODES: [&str; 2] = ["InternalError", "CreateOrderExcept"];
+const SERVER_CODES: [&str; 3] = ["InternalError", "CreateOrderExcept", "TradeUnknownError"];
+/// The documented 4xx codes (`cds-redis-api.md` §3.2): the cloud looked at the request and
+/// refused it, so nothing was done.
+const DOCUMENTED_REFUSALS: [&str; 6] = [
+    "ArgMissing",
+    "InvalidParameter",
+    "BadArgs",
+    "UnsupportedOperation",
+    "ResourceNotFound",
+    "ResourceInUse",
+];
+/// Authentication codes (undocumented for CDS; those its gateway and the simulator use): the
+/// request was refused before it reached the service.
+const AUTH_CODES: [&str; 7] = [
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "RequestExpired",
+    "SignatureNonceUsed",
+    "IncompleteSignature",
+    "AuthFailure",
+    "MissingParameter",
+];
 /// Longest message kept from a response; the rest is cut.
 const MAX_MESSAGE_LEN: usize = 300;
 
@@ -118,6 +139,8 @@ impl CdsError {
             ErrorKind::Api => {
                 self.is_throttled()
                     || self.http_status.is_some_and(|s| s >= 500)
+                    // A success status without a code is an answer we cannot read, as a Decode.
+                    || (self.code.is_none() && self.http_status == Some(200))
                     || self
                         .code
                         .as_deref()
@@ -131,11 +154,35 @@ impl CdsError {
         !self.is_retryable()
     }
 
-    /// Whether the cloud says the resource does not exist (delete treats this as done).
+    /// Whether the cloud says the resource does not exist (`ResourceNotFound`). A bare HTTP 404
+    /// without that code is not taken for it: a wrong endpoint answers 404 too.
     pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::Api && self.code.as_deref() == Some("ResourceNotFound")
+    }
+
+    /// Whether the request certainly was not carried out: never sent (our own rate limiter, a
+    /// request that could not be built, a refused connection), or refused by the cloud with a
+    /// documented argument error, an authentication error or throttling. Only these clear a
+    /// create's intent marker (contract, Ownership rule 6: unknown is not "no").
+    pub fn is_definite_rejection(&self) -> bool {
+        match self.kind {
+            ErrorKind::RateLimited | ErrorKind::Config => true,
+            ErrorKind::Connect => self.message.contains("refused"),
+            ErrorKind::Timeout | ErrorKind::Decode => false,
+            ErrorKind::Api => {
+                // Vendor SDKs carry error codes in HTTP 200 answers too; a 5xx is never definite.
+                let answered = self.http_status.is_some_and(|s| s < 500);
+                let code = self.code.as_deref().unwrap_or_default();
+                self.is_throttled() || (answered && (DOCUMENTED_REFUSALS.contains(&code) || AUTH_CODES.contains(&code)))
+            }
+        }
+    }
+
+    /// Whether the cloud says another task holds the resource (HTTP 409, `ResourceInUse` and
+    /// the other busy codes).
+    pub fn is_busy(&self) -> bool {
         self.kind == ErrorKind::Api
-            && (self.code.as_deref() == Some("ResourceNotFound")
-                || (self.code.is_none() && self.http_status == Some(404)))
+            && (self.http_status == Some(409) || self.code.as_deref().is_some_and(|c| BUSY_CODES.contains(&c)))
     }
 
     /// Whether the cloud or our own limiter throttled the call.
@@ -145,19 +192,11 @@ impl CdsError {
             || self.code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c))
     }
 
-    /// Whether the request may have reached the cloud and been carried out although no success
-    /// answer came back (a write with this error has an unknown outcome).
+    /// Whether a write with this error may have been carried out although no success answer
+    /// came back: everything that is not a definite rejection (a timeout, a reset connection, a
+    /// 5xx, an undocumented code such as `TradeUnknownError`, a 200 without `Code`).
     pub fn outcome_unknown(&self) -> bool {
-        match self.kind {
-            ErrorKind::Timeout | ErrorKind::Decode => true,
-            // A refused connection never reached the server, but a reset one may have.
-            ErrorKind::Connect => !self.message.contains("refused"),
-            ErrorKind::Api => {
-                self.http_status.is_some_and(|s| s >= 500)
-                    || self.code.as_deref().is_some_and(|c| SERVER_CODES.contains(&c))
-            }
-            ErrorKind::RateLimited | ErrorKind::Config => false,
-        }
+        !self.is_definite_rejection()
     }
 
     /// A short label for metrics: the code, or the kind.
@@ -202,6 +241,38 @@ pub fn sanitise(message: &str) -> String {
             let end = out[i..].find(['&', ' ', '"', ',']).map_or(out.len(), |e| i + e);
             out.replace_range(i..end, "[redacted]");
         }
+    }
+    // A JSON body echoed in a message: `"Password": "…"` (any case, any spacing).
+    let mut from = 0;
+    while let Some(found) = out[from..].to_ascii_lowercase().find("password\"") {
+        let key_end = from + found + "password\"".len();
+        let rest = &out[key_end..];
+        let Some(colon) = rest
+            .find(|c: char| !c.is_whitespace())
+            .filter(|&i| rest[i..].starts_with(':'))
+        else {
+            from = key_end;
+            continue;
+        };
+        let after_colon = key_end + colon + 1;
+        let value_start = out[after_colon..]
+            .find(|c: char| !c.is_whitespace())
+            .map_or(out.len(), |i| after_colon + i);
+        let value_end = if out[value_start..].starts_with('"') {
+            // The closing quote, skipping escaped ones.
+            let bytes = out.as_bytes();
+            let mut i = value_start + 1;
+            while i < bytes.len() && !(bytes[i] == b'"' && bytes[i - 1] != b'\\') {
+                i += 1;
+            }
+            (i + 1).min(out.len())
+        } else {
+            out[value_start..]
+                .find([',', '}', ' '])
+                .map_or(out.len(), |e| value_start + e)
+        };
+        out.replace_range(value_start..value_end, "\"[redacted]\"");
+        from = value_start + "\"[redacted]\"".len();
     }
     if out.chars().count() > MAX_MESSAGE_LEN {
         out = out.chars().take(MAX_MESSAGE_LEN).collect::<String>() + "…";
@@ -269,6 +340,24 @@ mod tests {
         assert!(!api(409, "ResourceInUse").outcome_unknown());
         assert!(CdsError::other("CreateDBInstance", ErrorKind::Timeout, "t").outcome_unknown());
         assert!(!CdsError::other("CreateDBInstance", ErrorKind::Connect, "connection refused").outcome_unknown());
+        // Unknown is not "no" (Ownership rule 6): undocumented codes and a 404 without a code.
+        for unknown in [
+            api(400, "TradeUnknownError"),
+            api(400, "FailedOperation"),
+            CdsError::api("CreateDBInstance", 404, None, "not found", None),
+            CdsError::api("CreateDBInstance", 200, None, "", None),
+            CdsError::other("CreateDBInstance", ErrorKind::Connect, "connection reset by peer"),
+        ] {
+            assert!(unknown.outcome_unknown(), "{unknown}");
+        }
+        assert!(!CdsError::api("DeleteDBInstance", 404, None, "", None).is_not_found());
+        for definite in [
+            api(403, "SignatureDoesNotMatch"),
+            api(429, "RequestLimitExceeded"),
+            api(409, "ResourceInUse"),
+        ] {
+            assert!(definite.is_definite_rejection(), "{definite}");
+        }
     }
 
     #[test]
@@ -290,6 +379,15 @@ mod tests {
             "DescribeDBInstances: HTTP 400 InvalidParameter bad request https://h/redis/?Action=X&[redacted]&Timestamp=1 with [redacted] here (request id req-1)"
         );
         assert!(sanitise(&"x".repeat(1000)).chars().count() <= MAX_MESSAGE_LEN + 1);
+        // A JSON request body echoed back by the server.
+        for echoed in [
+            r#"bad body {"InstanceName":"n","Password":"hunter2","Amount":1}"#,
+            r#"bad body {"password" : "hun\"ter2", "x": 1}"#,
+        ] {
+            let shown = sanitise(echoed);
+            assert!(!shown.contains("hunter2") && !shown.contains("ter2"), "{shown}");
+            assert!(shown.contains(r#""[redacted]""#), "{shown}");
+        }
     }
 
     #[test]

@@ -1,22 +1,29 @@
 //! Reading and writing Secrets: the password and credentials a `RedisInstance` references, the
-//! record of the password an instance was created with, and the connection Secret.
+//! record of the password an instance was created with, the connection Secret, and the in-use
+//! finalizer that keeps an account Secret until no deletion needs it.
 //!
 //! Secrets are watched metadata-only (no Secret data of the cluster sits in the operator's
 //! memory); the data of a referenced Secret is fetched when its `resourceVersion` changes, and
 //! cached until it changes again.
+//!
+//! Only our own Secrets are written (contract, Ownership rule 2): a Secret is created, or
+//! updated when a fresh read shows this object's UID as its controller, never otherwise; every
+//! update is conditional on the `resourceVersion` of that read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, PartialObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
+use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::cds::Credentials;
-use crate::crd::{FIELD_MANAGER, RedisInstance};
+use crate::crd::{FIELD_MANAGER, FINALIZER, RedisInstance};
 use crate::error::Error;
 
 /// The data of a Secret, as fetched.
@@ -24,15 +31,30 @@ pub type SecretData = BTreeMap<String, ByteString>;
 
 /// Label on every Secret the operator writes.
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "cds-redis-operator");
-/// Label saying what a Secret the operator writes is for: [`RECORD_ROLE`] or `connection`.
+/// Label saying what a Secret the operator writes is for: [`RECORD_ROLE`] or [`CONNECTION_ROLE`].
 pub const ROLE_LABEL: &str = "cds.capitalonline.net/role";
 /// Role of the password records.
 pub const RECORD_ROLE: &str = "password-record";
+/// Role of the connection Secrets.
+pub const CONNECTION_ROLE: &str = "connection";
+/// Finalizer on an account Secret while an object may still need it to delete its instance
+/// (contract, Ownership rule 4).
+pub const IN_USE_FINALIZER: &str = "cds.capitalonline.net/in-use";
 /// Key of the password in the password record.
 const RECORD_KEY: &str = "password";
 
-/// Fetched Secret data by (namespace, name), with the `resourceVersion` it was fetched at.
-type DataCache = HashMap<(String, String), (String, Arc<SecretData>)>;
+/// A Secret's data with the UID of its controller, as fetched.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The data.
+    pub data: SecretData,
+    /// The UID of the controller ownerReference, if any.
+    pub controller: Option<String>,
+    resource_version: String,
+}
+
+/// Fetched Secrets by (namespace, name).
+type DataCache = HashMap<(String, String), Arc<Fetched>>;
 
 /// Reads Secrets through the metadata store and a data cache keyed by `resourceVersion`.
 pub struct SecretReader {
@@ -56,16 +78,22 @@ impl SecretReader {
         self.store.get(&ObjectRef::new(name).within(namespace))
     }
 
-    /// The data of `namespace/name`, or `None` when it does not exist.
-    pub async fn get(&self, namespace: &str, name: &str) -> Result<Option<Arc<SecretData>>, Error> {
-        let key = (namespace.to_owned(), name.to_owned());
+    /// `namespace/name` as the cache knows it at the store's version, else as fetched now;
+    /// `None` when it does not exist.
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<Option<Arc<Fetched>>, Error> {
         let store_rv = self.meta(namespace, name).and_then(|m| m.resource_version());
         if let Some(rv) = &store_rv
-            && let Some((cached_rv, data)) = self.cache.lock().await.get(&key)
-            && cached_rv == rv
+            && let Some(cached) = self.cache.lock().await.get(&(namespace.to_owned(), name.to_owned()))
+            && &cached.resource_version == rv
         {
-            return Ok(Some(data.clone()));
+            return Ok(Some(cached.clone()));
         }
+        self.fetch(namespace, name).await
+    }
+
+    /// `namespace/name` read from the apiserver now (never from a cache).
+    pub async fn fetch(&self, namespace: &str, name: &str) -> Result<Option<Arc<Fetched>>, Error> {
+        let key = (namespace.to_owned(), name.to_owned());
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         match api.get_opt(name).await? {
             None => {
@@ -73,33 +101,29 @@ impl SecretReader {
                 Ok(None)
             }
             Some(secret) => {
-                let rv = secret.resource_version().unwrap_or_default();
-                let data = Arc::new(secret.data.unwrap_or_default());
-                self.cache.lock().await.insert(key, (rv, data.clone()));
-                Ok(Some(data))
+                let fetched = self.remember(key, &secret).await;
+                Ok(Some(fetched))
             }
         }
     }
 
+    async fn remember(&self, key: (String, String), secret: &Secret) -> Arc<Fetched> {
+        let fetched = Arc::new(Fetched {
+            controller: controller_uid(secret.owner_references()),
+            resource_version: secret.resource_version().unwrap_or_default(),
+            data: secret.data.clone().unwrap_or_default(),
+        });
+        self.cache.lock().await.insert(key, fetched.clone());
+        fetched
+    }
+
     /// The UTF-8, non-empty value of `key` in `namespace/name`.
     pub async fn value(&self, namespace: &str, name: &str, key: &str) -> Result<String, Error> {
-        let data = self.get(namespace, name).await?.ok_or_else(|| Error::SecretNotFound {
+        let secret = self.get(namespace, name).await?.ok_or_else(|| Error::SecretNotFound {
             namespace: namespace.into(),
             name: name.into(),
         })?;
-        let missing = |problem: String| Error::SecretKeyMissing {
-            namespace: namespace.into(),
-            name: name.into(),
-            problem,
-        };
-        let bytes = data
-            .get(key)
-            .ok_or_else(|| missing(format!("key {key:?} is missing")))?;
-        let value = String::from_utf8(bytes.0.clone()).map_err(|_| missing(format!("key {key:?} is not UTF-8")))?;
-        if value.is_empty() {
-            return Err(missing(format!("key {key:?} is empty")));
-        }
-        Ok(value)
+        value_of(&secret.data, namespace, name, key)
     }
 
     /// The password `obj` references.
@@ -119,25 +143,42 @@ impl SecretReader {
         Ok(Some(Credentials::new(id, secret)))
     }
 
-    /// The password the instance was created with, from the record Secret.
+    /// The `resourceVersion`s of the Secrets `obj` reads (password, credentials), as the
+    /// metadata store knows them: what a terminal failure depended on.
+    pub fn input_versions(&self, obj: &RedisInstance) -> Vec<String> {
+        let ns = namespace(obj);
+        let credentials = obj.spec.credentials_secret_ref.as_ref().map(|r| r.name.as_str());
+        [Some(obj.spec.password_secret_ref.name.as_str()), credentials]
+            .into_iter()
+            .flatten()
+            .map(|name| {
+                self.meta(&ns, name)
+                    .and_then(|m| m.resource_version())
+                    .unwrap_or_else(|| "absent".to_owned())
+            })
+            .collect()
+    }
+
+    /// The password the instance was created with, from the record Secret this object owns.
     pub async fn recorded_password(&self, obj: &RedisInstance) -> Result<Option<String>, Error> {
-        let name = record_name(obj);
-        match self.value(&namespace(obj), &name, RECORD_KEY).await {
-            Ok(p) => Ok(Some(p)),
-            Err(Error::SecretNotFound { .. } | Error::SecretKeyMissing { .. }) => Ok(None),
-            Err(e) => Err(e),
+        let (ns, name) = (namespace(obj), record_name(obj));
+        match self.get(&ns, &name).await? {
+            Some(record) if record.controller.as_deref() == obj.uid().as_deref() => {
+                value_of(&record.data, &ns, &name, RECORD_KEY).map(Some)
+            }
+            Some(_) => Err(Error::SecretConflict { namespace: ns, name }),
+            None => Ok(None),
         }
     }
 
     /// Writes the record of the password the instance is created with (owned by `obj`).
     pub async fn write_record(&self, obj: &RedisInstance, password: &str) -> Result<(), Error> {
-        let name = record_name(obj);
         let data = BTreeMap::from([(RECORD_KEY.to_owned(), password.to_owned())]);
-        self.apply(obj, &name, RECORD_ROLE, data).await
+        self.write_owned(obj, &record_name(obj), RECORD_ROLE, data).await
     }
 
     /// Writes the connection Secret `name` with `data` unless it already holds exactly that.
-    /// Refuses to take over a Secret another owner manages.
+    /// A Secret of that name that is not this object's own is never touched: `SecretConflict`.
     pub async fn ensure_connection_secret(
         &self,
         obj: &RedisInstance,
@@ -145,26 +186,18 @@ impl SecretReader {
         data: BTreeMap<String, String>,
     ) -> Result<(), Error> {
         let ns = namespace(obj);
-        if let Some(meta) = self.meta(&ns, name)
-            && !owned_by(&meta.metadata.owner_references, obj)
+        if let Some(existing) = self.get(&ns, name).await?
+            && existing.controller.as_deref() == obj.uid().as_deref()
+            && same_data(&existing.data, &data)
         {
-            return Err(Error::InvalidSpec(format!(
-                "Secret {ns}/{name} exists and is not managed by this RedisInstance; choose another writeConnectionSecretToRef name"
-            )));
+            return Ok(());
         }
-        if let Some(existing) = self.get(&ns, name).await? {
-            let same = existing.len() == data.len()
-                && data
-                    .iter()
-                    .all(|(k, v)| existing.get(k).is_some_and(|b| b.0 == v.as_bytes()));
-            if same {
-                return Ok(());
-            }
-        }
-        self.apply(obj, name, "connection", data).await
+        self.write_owned(obj, name, CONNECTION_ROLE, data).await
     }
 
-    async fn apply(
+    /// Creates `name`, or updates it if a fresh read shows it is controlled by `obj`; a Secret
+    /// of that name owned by anyone else is a `SecretConflict`.
+    async fn write_owned(
         &self,
         obj: &RedisInstance,
         name: &str,
@@ -175,7 +208,7 @@ impl SecretReader {
         let owner = obj
             .controller_owner_ref(&())
             .ok_or_else(|| Error::InvalidSpec("the object has no UID yet".into()))?;
-        let secret = serde_json::json!({
+        let mut secret = json!({
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {
@@ -188,34 +221,121 @@ impl SecretReader {
             "stringData": data,
         });
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
-        let written = api
-            .patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+        let written = match self.fetch(&ns, name).await? {
+            None => {
+                // A create fails if someone made the Secret in the meantime: never a takeover.
+                let new: Secret = serde_json::from_value(secret).expect("a valid Secret");
+                api.create(&PostParams::default(), &new).await?
+            }
+            Some(existing) if existing.controller.as_deref() == obj.uid().as_deref() => {
+                // Conditional on the version we checked: a concurrent change of owner → 409.
+                secret["metadata"]["resourceVersion"] = json!(existing.resource_version);
+                api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+                    .await?
+            }
+            Some(_) => {
+                return Err(Error::SecretConflict {
+                    namespace: ns,
+                    name: name.to_owned(),
+                });
+            }
+        };
+        self.remember((ns, name.to_owned()), &written).await;
+        Ok(())
+    }
+
+    /// Whether `obj`'s account Secret exists without our in-use finalizer (so deleting it
+    /// would leave the instance without credentials).
+    pub fn credentials_unheld(&self, obj: &RedisInstance) -> bool {
+        let Some(r) = &obj.spec.credentials_secret_ref else {
+            return false;
+        };
+        self.meta(&namespace(obj), &r.name)
+            .is_some_and(|m| !m.finalizers().iter().any(|f| f == IN_USE_FINALIZER))
+    }
+
+    /// Puts the in-use finalizer on `obj`'s account Secret (a conditional merge patch).
+    pub async fn hold_credentials(&self, obj: &RedisInstance) -> Result<(), Error> {
+        let Some(r) = &obj.spec.credentials_secret_ref else {
+            return Ok(());
+        };
+        self.set_in_use(&namespace(obj), &r.name, true).await
+    }
+
+    /// Takes the in-use finalizer off `obj`'s account Secret, unless another object that may
+    /// still delete an instance (one carrying the cleanup finalizer) uses the same Secret.
+    pub async fn release_credentials(&self, obj: &RedisInstance, objects: &Store<RedisInstance>) -> Result<(), Error> {
+        let Some(r) = &obj.spec.credentials_secret_ref else {
+            return Ok(());
+        };
+        let ns = namespace(obj);
+        let still_needed = objects.state().iter().any(|o| {
+            o.uid() != obj.uid()
+                && o.namespace().as_deref() == Some(ns.as_str())
+                && o.spec.credentials_secret_ref.as_ref().is_some_and(|c| c.name == r.name)
+                && o.finalizers().iter().any(|f| f == FINALIZER)
+        });
+        if still_needed {
+            return Ok(());
+        }
+        self.set_in_use(&ns, &r.name, false).await
+    }
+
+    async fn set_in_use(&self, ns: &str, name: &str, held: bool) -> Result<(), Error> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let Some(secret) = api.get_metadata_opt(name).await? else {
+            return Ok(());
+        };
+        let mut finalizers: Vec<String> = secret.finalizers().to_vec();
+        let has = finalizers.iter().any(|f| f == IN_USE_FINALIZER);
+        match (held, has) {
+            (true, false) => finalizers.push(IN_USE_FINALIZER.to_owned()),
+            (false, true) => finalizers.retain(|f| f != IN_USE_FINALIZER),
+            _ => return Ok(()),
+        }
+        let patch = json!({ "metadata": { "resourceVersion": secret.resource_version(), "finalizers": finalizers } });
+        api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        // Remember what we wrote, so the next read needs no GET.
-        let rv = written.resource_version().unwrap_or_default();
-        self.cache
-            .lock()
-            .await
-            .insert((ns, name.to_owned()), (rv, Arc::new(written.data.unwrap_or_default())));
         Ok(())
     }
 }
 
-/// The name of the password record of `obj`.
+fn value_of(data: &SecretData, namespace: &str, name: &str, key: &str) -> Result<String, Error> {
+    let missing = |problem: String| Error::SecretKeyMissing {
+        namespace: namespace.into(),
+        name: name.into(),
+        problem,
+    };
+    let bytes = data
+        .get(key)
+        .ok_or_else(|| missing(format!("key {key:?} is missing")))?;
+    let value = String::from_utf8(bytes.0.clone()).map_err(|_| missing(format!("key {key:?} is not UTF-8")))?;
+    if value.is_empty() {
+        return Err(missing(format!("key {key:?} is empty")));
+    }
+    Ok(value)
+}
+
+fn same_data(existing: &SecretData, data: &BTreeMap<String, String>) -> bool {
+    existing.len() == data.len()
+        && data
+            .iter()
+            .all(|(k, v)| existing.get(k).is_some_and(|b| b.0 == v.as_bytes()))
+}
+
+/// The name of the password record of `obj`. It carries the object's UID, so neither another
+/// object nor a user's Secret named after the object can collide with it by accident; one made
+/// on purpose is never written into (`SecretConflict`).
 pub fn record_name(obj: &RedisInstance) -> String {
-    format!("{}-cdsredis-password", obj.name_any())
+    format!("cdsredis-password-{}", obj.uid().unwrap_or_default())
 }
 
 fn namespace(obj: &RedisInstance) -> String {
     obj.namespace().unwrap_or_default()
 }
 
-fn owned_by(
-    refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
-    obj: &RedisInstance,
-) -> bool {
-    let uid = obj.meta().uid.as_deref();
-    refs.iter().flatten().any(|r| Some(r.uid.as_str()) == uid)
+fn controller_uid(refs: &[OwnerReference]) -> Option<String> {
+    refs.iter().find(|r| r.controller == Some(true)).map(|r| r.uid.clone())
 }
 
 /// The `RedisInstance`s a Secret concerns: those referencing it by name in its namespace, and

@@ -1,5 +1,6 @@
-//! Pure status computation: the cloud's view of an instance turned into status fields, phase and
-//! conditions, and the rule that decides whether a status write is needed at all.
+//! Pure status computation: the cloud's view of an instance turned into status fields; how a
+//! reconcile ended (an error included) turned into the phase and the conditions; and the rule
+//! that decides whether a status write is needed at all.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,8 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::cds::signer::percent_encode;
 use crate::cds::wire::{self, InstanceSummary};
-use crate::crd::conditions::{self, READY, SYNCED, ready, synced};
+use crate::crd::conditions::{self, READY, RECONCILING, STALLED, SYNCED, ready, reconciling, synced};
 use crate::crd::{Endpoint, Phase, RedisInstanceStatus};
+use crate::error::Error;
 
 /// The phase a cloud status maps to.
 pub fn phase_of(cloud_status: &str) -> Phase {
@@ -38,41 +40,150 @@ pub fn apply_instance(status: &mut RedisInstanceStatus, inst: &InstanceSummary, 
     status.phase = Some(phase_of(&inst.status));
 }
 
-/// Sets `Ready`.
-pub fn set_ready(
-    status: &mut RedisInstanceStatus,
-    is_ready: bool,
-    reason: &str,
-    message: impl Into<String>,
-    generation: Option<i64>,
-    now: &Time,
-) {
-    conditions::set_condition(
-        &mut status.conditions,
-        conditions::condition(READY, is_ready, reason, message, generation, now.clone()),
-    );
+/// How a reconcile ended, as far as the status is concerned.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome<'e> {
+    /// The step succeeded.
+    Done {
+        /// The connection Secret is written, or not asked for.
+        connection_ok: bool,
+        /// The password Secret no longer holds the password the instance was created with.
+        password_out_of_sync: bool,
+    },
+    /// Waiting for the cloud to show the effect of a create or delete: `Synced` keeps the last
+    /// real outcome (a create whose answer was lost stays visible as such).
+    Waiting,
+    /// The step failed.
+    Failed(&'e Error),
 }
 
-/// Sets `Synced` (and `observedGeneration`).
-pub fn set_synced(
+/// Sets the phase and the four conditions (`Ready`, `Synced`, `Reconciling`, `Stalled`) and
+/// `observedGeneration` from how the reconcile of `generation` ended. The one place where an
+/// outcome, or an error, becomes a phase and conditions.
+pub fn conclude(
     status: &mut RedisInstanceStatus,
-    ok: bool,
-    reason: &str,
-    message: impl Into<String>,
+    deleting: bool,
+    outcome: Outcome<'_>,
     generation: Option<i64>,
     now: &Time,
 ) {
+    status.phase = Some(phase_after(status, deleting, &outcome));
     status.observed_generation = generation;
-    conditions::set_condition(
-        &mut status.conditions,
-        conditions::condition(SYNCED, ok, reason, message, generation, now.clone()),
-    );
+    let set = |status: &mut RedisInstanceStatus, type_: &str, ok: bool, reason: &str, message: String| {
+        conditions::set_condition(
+            &mut status.conditions,
+            conditions::condition(type_, ok, reason, message, generation, now.clone()),
+        );
+    };
+    // Ready.
+    match outcome {
+        Outcome::Failed(Error::ExternallyDeleted(_)) => set(
+            status,
+            READY,
+            false,
+            ready::EXTERNALLY_DELETED,
+            "the cloud instance no longer exists".into(),
+        ),
+        // A passing failure (the cloud or the apiserver unreachable) does not make a running
+        // instance unready; it is reported by Synced and Reconciling.
+        Outcome::Failed(e)
+            if e.is_retryable() && conditions::find(&status.conditions, READY).is_some() && !deleting =>
+        {
+            refresh_generation(status, READY, generation)
+        }
+        Outcome::Done { connection_ok, .. } => {
+            let (ok, reason, message) = ready_from_phase(status, connection_ok);
+            set(status, READY, ok, reason, message)
+        }
+        Outcome::Waiting | Outcome::Failed(_) => {
+            let (ok, reason, message) = ready_from_phase(status, false);
+            set(status, READY, ok, reason, message)
+        }
+    }
+    // Synced.
+    match outcome {
+        Outcome::Done {
+            password_out_of_sync: true,
+            ..
+        } => set(
+            status,
+            SYNCED,
+            false,
+            synced::PASSWORD_OUT_OF_SYNC,
+            PASSWORD_OUT_OF_SYNC.into(),
+        ),
+        Outcome::Done { .. } => set(status, SYNCED, true, synced::RECONCILE_SUCCESS, String::new()),
+        Outcome::Waiting if conditions::find(&status.conditions, SYNCED).is_some() => {
+            refresh_generation(status, SYNCED, generation)
+        }
+        Outcome::Waiting => set(status, SYNCED, true, synced::RECONCILE_SUCCESS, String::new()),
+        Outcome::Failed(e) => set(status, SYNCED, false, e.reason(), e.to_string()),
+    }
+    // Reconciling and Stalled: present only while True.
+    let reconciling = match outcome {
+        _ if deleting => Some((reconciling::DELETING, "deleting the cloud instance".to_owned())),
+        Outcome::Failed(e) if e.is_retryable() => Some((reconciling::RETRYING, e.to_string())),
+        Outcome::Failed(_) => None,
+        Outcome::Waiting | Outcome::Done { .. } => match status.phase {
+            Some(Phase::Creating) => Some((reconciling::CREATING, "the cloud is creating the instance".to_owned())),
+            Some(Phase::Running)
+                if matches!(
+                    outcome,
+                    Outcome::Done {
+                        connection_ok: true,
+                        ..
+                    }
+                ) =>
+            {
+                None
+            }
+            _ => Some((reconciling::PROGRESSING, "waiting for the cloud".to_owned())),
+        },
+    };
+    let stalled = match outcome {
+        Outcome::Failed(e) if e.is_terminal() => Some((e.reason(), e.to_string())),
+        _ => None,
+    };
+    for (type_, value) in [(RECONCILING, reconciling), (STALLED, stalled)] {
+        match value {
+            Some((reason, message)) => set(status, type_, true, reason, message),
+            None => status.conditions.retain(|c| c.type_ != type_),
+        }
+    }
+}
+
+const PASSWORD_OUT_OF_SYNC: &str = "the password Secret changed after the instance was created; the cloud cannot change a password, so the instance and the connection Secret keep the original one";
+
+/// The phase after a reconcile: what the cloud said (already in `status`), unless the object is
+/// being deleted or the failure leaves nothing to work on.
+fn phase_after(status: &RedisInstanceStatus, deleting: bool, outcome: &Outcome<'_>) -> Phase {
+    if deleting {
+        return Phase::Deleting;
+    }
+    let nothing_yet = status.instance_uuid.is_none() && status.create_attempt.is_none();
+    match outcome {
+        Outcome::Failed(
+            Error::ExternallyDeleted(_)
+            | Error::InstanceNotFound(_)
+            | Error::AmbiguousInstance { .. }
+            | Error::InstanceInUse { .. },
+        ) => Phase::Failed,
+        Outcome::Failed(e) if nothing_yet && e.is_terminal() => Phase::Failed,
+        _ => status.phase.unwrap_or(Phase::Pending),
+    }
+}
+
+/// Keeps a condition as it is, stamped with the generation it now speaks for.
+fn refresh_generation(status: &mut RedisInstanceStatus, type_: &str, generation: Option<i64>) {
+    if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        c.observed_generation = generation;
+    }
 }
 
 /// `Ready` from the phase: True only when running and the connection Secret (if asked for) is
 /// written.
-pub fn ready_from_phase(status: &mut RedisInstanceStatus, connection_ok: bool, generation: Option<i64>, now: &Time) {
-    let (ok, reason, message) = match status.phase {
+fn ready_from_phase(status: &RedisInstanceStatus, connection_ok: bool) -> (bool, &'static str, String) {
+    match status.phase {
         Some(Phase::Running) if connection_ok => (true, ready::AVAILABLE, "the instance is running".to_owned()),
         Some(Phase::Running) => (
             false,
@@ -89,9 +200,13 @@ pub fn ready_from_phase(status: &mut RedisInstanceStatus, connection_ok: bool, g
                 status.cloud_status.clone().unwrap_or_default()
             ),
         ),
+        Some(Phase::Failed) => (
+            false,
+            ready::UNAVAILABLE,
+            "the object needs attention (see Synced)".to_owned(),
+        ),
         _ => (false, ready::UNAVAILABLE, "no instance yet".to_owned()),
-    };
-    set_ready(status, ok, reason, message, generation, now);
+    }
 }
 
 /// How long the cloud's details of an instance being created may wait for the write that
@@ -179,29 +294,136 @@ pub fn connection_data(endpoint: &Endpoint, password: &str, uuid: &str) -> BTree
     ])
 }
 
-/// Whether the status says the object has failed for good (for the Argo CD health check and
-/// the `Failed` phase).
-pub fn is_failed_reason(reason: &str) -> bool {
-    [
-        synced::SECRET_NOT_FOUND,
-        synced::SECRET_KEY_MISSING,
-        synced::INVALID_SPEC,
-        synced::FLAVOR_NOT_AVAILABLE,
-        synced::CLOUD_REJECTED,
-        synced::AMBIGUOUS_INSTANCE,
-        synced::EXTERNALLY_DELETED,
-        synced::INSTANCE_NOT_FOUND,
-        synced::CREDENTIALS_MISSING,
-    ]
-    .contains(&reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(secs: i64) -> Time {
         Time(jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn done(connection_ok: bool) -> Outcome<'static> {
+        Outcome::Done {
+            connection_ok,
+            password_out_of_sync: false,
+        }
+    }
+
+    fn cond<'a>(s: &'a RedisInstanceStatus, type_: &str) -> Option<(&'a str, &'a str)> {
+        conditions::find(&s.conditions, type_).map(|c| (c.status.as_str(), c.reason.as_str()))
+    }
+
+    /// A status as the operator leaves it in `phase`, with a UUID recorded.
+    fn in_phase(phase: Phase) -> RedisInstanceStatus {
+        RedisInstanceStatus {
+            instance_uuid: Some("u".into()),
+            phase: Some(phase),
+            ..Default::default()
+        }
+    }
+
+    /// What kstatus and Argo CD read: (phase, Ready, Synced, Reconciling, Stalled).
+    type Seen<'a> = (
+        Option<Phase>,
+        Option<(&'a str, &'a str)>,
+        Option<(&'a str, &'a str)>,
+        Option<(&'a str, &'a str)>,
+        Option<(&'a str, &'a str)>,
+    );
+
+    fn seen(s: &RedisInstanceStatus) -> Seen<'_> {
+        (
+            s.phase,
+            cond(s, READY),
+            cond(s, SYNCED),
+            cond(s, RECONCILING),
+            cond(s, STALLED),
+        )
+    }
+
+    #[test]
+    fn every_outcome_has_one_phase_and_set_of_conditions() {
+        use crate::cds::CdsError;
+        let rejected = Error::Cds(CdsError::api(
+            "CreateDBInstance",
+            400,
+            Some("InvalidParameter".into()),
+            "bad",
+            None,
+        ));
+        let unavailable = Error::Cds(CdsError::api("DescribeDBInstances", 503, None, "", None));
+        let no_secret = Error::SecretNotFound {
+            namespace: "n".into(),
+            name: "pw".into(),
+        };
+        let gone = Error::ExternallyDeleted("u".into());
+        let in_use = Error::InstanceInUse {
+            instance: "instance u".into(),
+            by: "n/other".into(),
+        };
+        let f = |s| Some(("False", s));
+        let tr = |s| Some(("True", s));
+        #[rustfmt::skip]
+        let cases: Vec<(&str, RedisInstanceStatus, bool, Outcome<'_>, Seen<'_>)> = vec![
+            ("nothing yet, the Secret is missing: failed, stalled",
+                RedisInstanceStatus::default(), false, Outcome::Failed(&no_secret),
+                (Some(Phase::Failed), f("Unavailable"), f("SecretNotFound"), None, tr("SecretNotFound"))),
+            ("nothing yet, the cloud rejected the create: failed, stalled",
+                RedisInstanceStatus::default(), false, Outcome::Failed(&rejected),
+                (Some(Phase::Failed), f("Unavailable"), f("CloudRejected"), None, tr("CloudRejected"))),
+            ("nothing yet, the cloud is down: pending, retrying",
+                RedisInstanceStatus::default(), false, Outcome::Failed(&unavailable),
+                (Some(Phase::Pending), f("Unavailable"), f("CloudUnavailable"), tr("Retrying"), None)),
+            ("creating: in progress",
+                in_phase(Phase::Creating), false, done(false),
+                (Some(Phase::Creating), f("Creating"), tr("ReconcileSuccess"), tr("Creating"), None)),
+            ("a create's answer awaited: in progress",
+                in_phase(Phase::Creating), false, Outcome::Waiting,
+                (Some(Phase::Creating), f("Creating"), tr("ReconcileSuccess"), tr("Creating"), None)),
+            ("running, connection Secret written: current",
+                in_phase(Phase::Running), false, done(true),
+                (Some(Phase::Running), tr("Available"), tr("ReconcileSuccess"), None, None)),
+            ("running, connection Secret not yet written: progressing",
+                in_phase(Phase::Running), false, done(false),
+                (Some(Phase::Running), f("Unavailable"), tr("ReconcileSuccess"), tr("Progressing"), None)),
+            ("running, the password Secret changed: still ready, not synced",
+                in_phase(Phase::Running), false, Outcome::Done { connection_ok: true, password_out_of_sync: true },
+                (Some(Phase::Running), tr("Available"), f("PasswordOutOfSync"), None, None)),
+            ("recorded instance vanished: failed, stalled",
+                in_phase(Phase::Running), false, Outcome::Failed(&gone),
+                (Some(Phase::Failed), f("ExternallyDeleted"), f("ExternallyDeleted"), None, tr("ExternallyDeleted"))),
+            ("instance recorded by another object: failed, stalled",
+                in_phase(Phase::Running), false, Outcome::Failed(&in_use),
+                (Some(Phase::Failed), f("Unavailable"), f("InstanceInUse"), None, tr("InstanceInUse"))),
+            ("deleting: in progress",
+                in_phase(Phase::Running), true, done(false),
+                (Some(Phase::Deleting), f("Deleting"), tr("ReconcileSuccess"), tr("Deleting"), None)),
+            ("deleting, the cloud is down: still deleting, retrying shows in Synced",
+                in_phase(Phase::Running), true, Outcome::Failed(&unavailable),
+                (Some(Phase::Deleting), f("Deleting"), f("CloudUnavailable"), tr("Deleting"), None)),
+        ];
+        for (name, mut status, deleting, outcome, want) in cases {
+            conclude(&mut status, deleting, outcome, Some(3), &t(10));
+            assert_eq!(seen(&status), want, "{name}");
+            assert!(
+                status.conditions.iter().all(|c| c.observed_generation == Some(3)),
+                "{name}: every condition carries the generation"
+            );
+            assert_eq!(status.observed_generation, Some(3), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_passing_failure_does_not_make_a_running_instance_unready() {
+        let mut s = in_phase(Phase::Running);
+        conclude(&mut s, false, done(true), Some(1), &t(1));
+        let down = Error::Cds(crate::cds::CdsError::api("DescribeDBInstances", 502, None, "", None));
+        conclude(&mut s, false, Outcome::Failed(&down), Some(2), &t(2));
+        assert_eq!(cond(&s, READY), Some(("True", "Available")));
+        assert_eq!(cond(&s, RECONCILING), Some(("True", "Retrying")));
+        conclude(&mut s, false, done(true), Some(2), &t(3));
+        assert_eq!((cond(&s, RECONCILING), cond(&s, STALLED)), (None, None));
+        assert_eq!(cond(&s, SYNCED), Some(("True", "ReconcileSuccess")));
     }
 
     #[test]
@@ -231,13 +453,10 @@ mod tests {
             (s.ram_mb, s.version.as_deref(), s.cloud_status_text.as_deref()),
             (Some(4096), Some("5.0"), Some("运行中"))
         );
-        ready_from_phase(&mut s, false, Some(1), &t(1));
-        assert_eq!(s.conditions[0].status, "False");
-        ready_from_phase(&mut s, true, Some(1), &t(2));
-        assert_eq!(
-            (s.conditions[0].status.as_str(), s.conditions[0].reason.as_str()),
-            ("True", "Available")
-        );
+        conclude(&mut s, false, done(false), Some(1), &t(1));
+        assert_eq!(cond(&s, READY), Some(("False", "Unavailable")));
+        conclude(&mut s, false, done(true), Some(1), &t(2));
+        assert_eq!(cond(&s, READY), Some(("True", "Available")));
     }
 
     #[test]
@@ -302,7 +521,8 @@ mod tests {
         );
         assert!(needs_write(&recorded, &running, refresh, &t(104)), "phase change");
         let mut failing = seen.clone();
-        set_synced(&mut failing, false, "CloudUnavailable", "", Some(1), &t(104));
+        let unavailable = Error::Cds(crate::cds::CdsError::api("DescribeDBInstances", 503, None, "", None));
+        conclude(&mut failing, false, Outcome::Failed(&unavailable), Some(1), &t(104));
         assert!(needs_write(&recorded, &failing, refresh, &t(104)), "conditions");
 
         // Deleting: the phase change is written, the cloud's DELETING detail waits.

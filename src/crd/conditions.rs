@@ -7,6 +7,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub const READY: &str = "Ready";
 /// Condition type: the last reconcile of `observedGeneration` succeeded.
 pub const SYNCED: &str = "Synced";
+/// Condition type: the operator is still working towards the spec on its own (present only
+/// while True; kstatus reads it as `InProgress`).
+pub const RECONCILING: &str = "Reconciling";
+/// Condition type: progress needs a person (present only while True; kstatus reads it as
+/// `Failed`).
+pub const STALLED: &str = "Stalled";
 
 /// Reasons of the `Ready` condition.
 pub mod ready {
@@ -52,6 +58,46 @@ pub mod synced {
     pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
     /// A Kubernetes API call failed; retried with backoff.
     pub const KUBERNETES_API_ERROR: &str = "KubernetesAPIError";
+    /// Another object records the cloud instance (or creates one with the same name).
+    pub const INSTANCE_IN_USE: &str = "InstanceInUse";
+    /// A Secret to write exists and belongs to someone else.
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
+    /// The replica lost the leader lease mid-reconcile (never written: it stops writing).
+    pub const NOT_LEADER: &str = "NotLeader";
+
+    /// The reasons only a change of the object, its Secrets or the cloud by a person can clear:
+    /// the object is `Stalled`, and nothing is retried on its own. Every other failure reason is
+    /// retried with backoff. The one list, used by the error type, the status and the soak.
+    pub const TERMINAL: [&str; 11] = [
+        SECRET_NOT_FOUND,
+        SECRET_KEY_MISSING,
+        INVALID_SPEC,
+        FLAVOR_NOT_AVAILABLE,
+        CLOUD_REJECTED,
+        AMBIGUOUS_INSTANCE,
+        EXTERNALLY_DELETED,
+        INSTANCE_NOT_FOUND,
+        CREDENTIALS_MISSING,
+        INSTANCE_IN_USE,
+        SECRET_CONFLICT,
+    ];
+
+    /// Whether `reason` is terminal (see [`TERMINAL`]).
+    pub fn is_terminal(reason: &str) -> bool {
+        TERMINAL.contains(&reason)
+    }
+}
+
+/// Reasons of the `Reconciling` condition.
+pub mod reconciling {
+    /// The cloud is creating the instance, or a create's outcome is awaited.
+    pub const CREATING: &str = "Creating";
+    /// The cloud is deleting the instance.
+    pub const DELETING: &str = "Deleting";
+    /// A retryable failure is retried with backoff.
+    pub const RETRYING: &str = "Retrying";
+    /// The instance runs; the connection Secret or the cloud's report is still awaited.
+    pub const PROGRESSING: &str = "Progressing";
 }
 
 /// Sets condition `new` in `conditions`, keeping the old `lastTransitionTime` unless the status

@@ -335,7 +335,21 @@ pub struct RedisInstanceStatus {
     /// response is resolved by looking the name up instead of creating a second instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_attempt: Option<CreateAttempt>,
-    /// `Ready` and `Synced` conditions (standard `metav1.Condition`).
+    /// The deletion policy in force when `spec.deletionPolicy` is not set: the operator's default
+    /// at the time the instance was created or adopted, so that changing that default later does
+    /// not change what deleting this object does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+    /// When the cloud accepted the operator's `DeleteDBInstance` of this instance: the delete is
+    /// not sent again while the instance is still listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_requested_at: Option<Time>,
+    /// The inputs of a create the cloud rejected for good: no create is sent again until the
+    /// object or a referenced Secret changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_create: Option<RejectedCreate>,
+    /// `Ready`, `Synced`, `Reconciling` and `Stalled` conditions (standard `metav1.Condition`);
+    /// `Reconciling` and `Stalled` are present only while True.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -359,6 +373,16 @@ pub struct CreateAttempt {
     pub instance_name: String,
     /// When the create was started.
     pub started_at: Time,
+}
+
+/// The inputs of a create the cloud rejected for good.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedCreate {
+    /// The `metadata.generation` the create was sent for.
+    pub generation: i64,
+    /// The `resourceVersion`s of the referenced Secrets (password, credentials) at the time.
+    pub secret_versions: Vec<String>,
 }
 
 /// Lifecycle phase of a `RedisInstance`.

@@ -50,6 +50,9 @@ pub struct Faults {
     pub lost_responses: BTreeMap<String, LostResponse>,
     /// A new instance appears in listings only this many milliseconds after its create.
     pub visibility_lag_ms: u64,
+    /// An instance being deleted keeps its listed status (e.g. `RUNNING`) until it is gone,
+    /// instead of `DELETING`: the cloud documents no status for it.
+    pub hide_deleting_status: bool,
 }
 
 /// An injected error.

@@ -549,6 +549,7 @@ impl Sim {
             let mut core = self.core.lock().await;
             gone_before = core.cloud.advance(now);
             let lag = core.faults.faults.visibility_lag_ms as i64;
+            let show_deleting = !core.faults.faults.hide_deleting_status;
             let cloud = &mut core.cloud;
             match req.action.as_str() {
                 "DescribeRegins" => Ok(Envelope::success(&cloud.regions, "")),
@@ -567,7 +568,7 @@ impl Sim {
                     })
                 }
                 "DeleteDBInstance" => cloud
-                    .delete(str_param("InstanceUuid").as_deref(), now)
+                    .delete(str_param("InstanceUuid").as_deref(), now, show_deleting)
                     .map(|t| Envelope::success(json!({}), t)),
                 "DescribeBackups" => cloud
                     .backups(str_param("InstanceUuid").as_deref())

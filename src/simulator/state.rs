@@ -278,14 +278,18 @@ impl Cloud {
         Ok(())
     }
 
-    /// `DeleteDBInstance`: unknown → `ResourceNotFound`; busy → `ResourceInUse`.
-    pub fn delete(&mut self, uuid: Option<&str>, now: i64) -> Result<String, ApiError> {
+    /// `DeleteDBInstance`: unknown → `ResourceNotFound`; busy → `ResourceInUse`. With
+    /// `show_deleting` false the instance keeps its listed status until it is gone (the cloud
+    /// documents no status for an instance being deleted).
+    pub fn delete(&mut self, uuid: Option<&str>, now: i64, show_deleting: bool) -> Result<String, ApiError> {
         let delay = self.delays.delete_ms;
         let inst = self.instance_mut(uuid)?;
         Self::busy_check(inst, now)?;
         inst.gone_at_ms = Some(now + delay);
-        inst.listed.status = wire::STATUS_DELETING.into();
-        inst.listed.status_str = "删除中".into();
+        if show_deleting {
+            inst.listed.status = wire::STATUS_DELETING.into();
+            inst.listed.status_str = "删除中".into();
+        }
         let task = self.task();
         self.advance(now);
         Ok(task)
@@ -394,7 +398,7 @@ mod tests {
         let uuid = &created.uuids[0];
         let all = BTreeMap::new();
         assert_eq!(c.list(&all, 0)[0].status, "CREATING");
-        assert_eq!(c.delete(Some(uuid), 10).unwrap_err().code, "ResourceInUse");
+        assert_eq!(c.delete(Some(uuid), 10, true).unwrap_err().code, "ResourceInUse");
         c.advance(999);
         assert_eq!(c.list(&all, 999)[0].status, "CREATING");
         c.advance(1000);
@@ -403,12 +407,12 @@ mod tests {
             (i.status.as_str(), i.ram, i.version.as_str(), i.port),
             ("RUNNING", Some(4096), "2.8", Some(9736))
         );
-        c.delete(Some(uuid), 1000).unwrap();
+        c.delete(Some(uuid), 1000, true).unwrap();
         assert_eq!(c.list(&all, 1000)[0].status, "DELETING");
-        assert_eq!(c.delete(Some(uuid), 1001).unwrap_err().code, "ResourceInUse");
+        assert_eq!(c.delete(Some(uuid), 1001, true).unwrap_err().code, "ResourceInUse");
         assert_eq!(c.advance(1500), vec![uuid.clone()]);
         assert!(c.list(&all, 1500).is_empty());
-        assert_eq!(c.delete(Some(uuid), 1600).unwrap_err().code, "ResourceNotFound");
+        assert_eq!(c.delete(Some(uuid), 1600, true).unwrap_err().code, "ResourceNotFound");
     }
 
     #[test]
@@ -547,7 +551,7 @@ mod tests {
         let uuid = c.create(&req(), 0, 0).unwrap().uuids[0].clone();
         c.advance(1000);
         c.create_backup(Some(&uuid), "nightly", 1000).unwrap();
-        assert_eq!(c.delete(Some(&uuid), 1050).unwrap_err().code, "ResourceInUse");
+        assert_eq!(c.delete(Some(&uuid), 1050, true).unwrap_err().code, "ResourceInUse");
         c.advance(1100);
         let b = c.backups(Some(&uuid)).unwrap();
         assert_eq!((b.len(), b[0].status.as_str()), (1, "finished"));

@@ -202,11 +202,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
             .all(|o| {
                 let conds = o.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
                 let ready = conds.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-                let failed = conds.iter().any(|c| {
-                    c.type_ == "Synced"
-                        && c.status == "False"
-                        && cds_redis_operator::controller::status::is_failed_reason(&c.reason)
-                });
+                let failed = conds.iter().any(|c| c.type_ == "Stalled" && c.status == "True");
                 ready || failed
             });
         if deleting == 0 && settled {

@@ -1,0 +1,206 @@
+//! The [`Context`] every reconcile shares: clients, settings, and the little memory the
+//! controller keeps between reconciles of an object (all of it rebuilt from the cluster and the
+//! cloud after a restart; none of it is needed for safety across restarts).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+
+use super::accounts::{Account, Accounts};
+use super::claims::Claims;
+use super::events::{EventPublisher, EventType};
+use super::run::RunConfig;
+use super::secrets::SecretReader;
+use crate::crd::{RedisInstance, RedisInstanceStatus};
+use crate::error::Error;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// The operator's settings.
+    pub config: RunConfig,
+    /// CDS clients, listings and catalogues per account.
+    pub accounts: Accounts,
+    /// Referenced Secrets, records and connection Secrets.
+    pub secrets: SecretReader,
+    /// Events.
+    pub events: EventPublisher,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Which object claims which cloud instance.
+    pub claims: Arc<Claims>,
+    /// Every `RedisInstance` the operator watches.
+    pub objects: Store<RedisInstance>,
+    /// Whether this replica may act.
+    pub leadership: Leadership,
+    /// Per-object memory, by UID.
+    memory: Mutex<HashMap<String, Memory>>,
+}
+
+/// What the controller remembers of one object between its reconciles.
+#[derive(Default)]
+struct Memory {
+    /// Retryable failures in a row (for the backoff).
+    failures: u32,
+    /// When the operator last changed the object's cloud instance (create, delete): its next
+    /// decision must rest on a listing requested after that, not on one that predates it.
+    cloud_write: Option<Instant>,
+    /// The status our last write left, as the server returned it, until the watch cache shows
+    /// it: reconciling on a cache that lags our own write would redo work.
+    status_write: Option<(Instant, RedisInstanceStatus)>,
+}
+
+/// The UID of `obj` (the key of the per-object memory).
+pub fn uid(obj: &RedisInstance) -> String {
+    obj.uid().unwrap_or_default()
+}
+
+/// `namespace/name` of `obj`, for logs.
+pub fn key(obj: &RedisInstance) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+impl Context {
+    /// Builds the context.
+    #[allow(clippy::too_many_arguments)] // one field each; a builder would only hide them
+    pub fn new(
+        client: kube::Client,
+        config: RunConfig,
+        accounts: Accounts,
+        secrets: SecretReader,
+        events: EventPublisher,
+        metrics: Arc<Metrics>,
+        objects: Store<RedisInstance>,
+        claims: Arc<Claims>,
+        leadership: Leadership,
+    ) -> Self {
+        Self {
+            client,
+            config,
+            accounts,
+            secrets,
+            events,
+            metrics,
+            claims,
+            objects,
+            leadership,
+            memory: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_memory<T>(&self, obj: &RedisInstance, f: impl FnOnce(&mut Memory) -> T) -> T {
+        let mut memory = self.memory.lock().expect("not poisoned");
+        f(memory.entry(uid(obj)).or_default())
+    }
+
+    /// Fails once this replica cannot prove it leads: checked before every write.
+    pub fn fence(&self) -> Result<(), Error> {
+        self.leadership.check().map_err(|_| Error::NotLeader)
+    }
+
+    /// Records a status write of `obj` as the server returned it.
+    pub fn wrote_status(&self, obj: &RedisInstance, written: Option<RedisInstanceStatus>) {
+        if let Some(st) = written {
+            self.with_memory(obj, |m| m.status_write = Some((Instant::now(), st)));
+        }
+    }
+
+    /// Whether the watch cache has not caught up with our last status write of `obj` yet.
+    pub fn cache_behind(&self, obj: &RedisInstance) -> bool {
+        self.with_memory(obj, |m| match &m.status_write {
+            // Bounded, so that a status edited by someone else cannot stall the object.
+            Some((at, st)) if obj.status.as_ref() != Some(st) && at.elapsed() < Duration::from_secs(10) => true,
+            _ => {
+                m.status_write = None;
+                false
+            }
+        })
+    }
+
+    /// Records that the operator just created or deleted `obj`'s cloud instance.
+    pub fn wrote_cloud(&self, obj: &RedisInstance) {
+        self.with_memory(obj, |m| m.cloud_write = Some(Instant::now()));
+    }
+
+    /// Whether a listing requested at `requested_at` predates our last cloud write of `obj`.
+    pub fn listing_stale(&self, obj: &RedisInstance, requested_at: Instant) -> bool {
+        self.with_memory(obj, |m| match m.cloud_write {
+            Some(at) if requested_at < at => true,
+            _ => {
+                m.cloud_write = None;
+                false
+            }
+        })
+    }
+
+    /// Counts a retryable failure of `obj`; returns how many happened in a row.
+    pub fn failed(&self, obj: &RedisInstance) -> u32 {
+        self.with_memory(obj, |m| {
+            m.failures += 1;
+            m.failures
+        })
+    }
+
+    /// A reconcile of `obj` succeeded: the backoff starts over.
+    pub fn succeeded(&self, obj: &RedisInstance) {
+        self.with_memory(obj, |m| m.failures = 0);
+    }
+
+    /// Forgets `obj` (released, or deleted).
+    pub fn forget(&self, obj: &RedisInstance) {
+        self.memory.lock().expect("not poisoned").remove(&uid(obj));
+        self.claims.release(obj);
+        self.metrics.set_phase(&uid(obj), None);
+    }
+
+    /// Forgets every object the watch no longer has (deleted without a finalizer, e.g.
+    /// `ObserveOnly` objects, which no reconcile sees go).
+    pub fn forget_missing(&self) {
+        let alive: std::collections::HashSet<String> = self.objects.state().iter().map(|o| uid(o)).collect();
+        let gone: Vec<String> = {
+            let mut memory = self.memory.lock().expect("not poisoned");
+            let gone = memory.keys().filter(|u| !alive.contains(*u)).cloned().collect();
+            memory.retain(|u, _| alive.contains(u));
+            gone
+        };
+        for u in gone {
+            self.metrics.set_phase(&u, None);
+        }
+    }
+
+    /// The account `obj` uses: its own credentials Secret, else the operator's credentials.
+    pub async fn account_for(&self, obj: &RedisInstance) -> Result<Arc<Account>, Error> {
+        let credentials = match self.secrets.credentials(obj).await? {
+            Some(c) => c,
+            None => self.config.cds.credentials().map_err(Error::Credentials)?.ok_or_else(|| {
+                Error::Credentials(
+                    "no CDS credentials: give the operator CDS_ACCESS_KEY_ID/CDS_ACCESS_KEY_SECRET or set spec.credentialsSecretRef".into(),
+                )
+            })?,
+        };
+        Ok(self.accounts.get(credentials)?)
+    }
+
+    /// Publishes an Event about `obj` (a failure to publish is logged, never fatal).
+    pub async fn event(&self, obj: &RedisInstance, type_: EventType, reason: &str, note: String) {
+        if self.fence().is_err() {
+            return;
+        }
+        if let Err(e) = self.events.publish(obj.object_ref(&()), type_, reason, &note).await {
+            tracing::warn!(error = %e, "cannot publish an event");
+        }
+    }
+
+    /// The steady poll period, jittered by ±20 %.
+    pub fn steady_requeue(&self) -> Duration {
+        self.config
+            .steady_poll_interval
+            .mul_f64(0.8 + 0.4 * rand::random::<f64>())
+    }
+}

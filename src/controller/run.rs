@@ -1,0 +1,256 @@
+//! Wiring: the settings of `cds-redis-operator run`, the leader election, the watches (objects,
+//! and Secrets metadata-only), and the controller that drives [`super::reconcile`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector;
+use kube::runtime::{WatchStreamExt as _, watcher};
+
+use super::accounts::Accounts;
+use super::claims::Claims;
+use super::context::Context;
+use super::events::EventPublisher;
+use super::reconcile::{error_policy, reconcile};
+use super::secrets::{self, SecretReader};
+use crate::config::CdsSettings;
+use crate::crd::{DeletionPolicy, RedisInstance};
+use crate::leader::{LeaderElector, Leadership, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::server::Readiness;
+use crate::simulator::parse_duration;
+
+/// Settings of `cds-redis-operator run`, from flags with environment fallbacks.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunConfig {
+    #[command(flatten)]
+    pub cds: CdsSettings,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long = "namespace", env = "WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Poll period while an instance is being created or deleted.
+    #[arg(long, env = "CDS_BUSY_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub busy_poll_interval: Duration,
+    /// Poll period of steady instances (drift checks), jittered by ±20%.
+    #[arg(long, env = "CDS_STEADY_POLL_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub steady_poll_interval: Duration,
+    /// How long a created instance may take to show up in listings; a create whose answer was
+    /// lost is not retried before this has passed without the name appearing.
+    #[arg(long, env = "CDS_VISIBILITY_GRACE", default_value = "2m", value_parser = parse_duration)]
+    pub visibility_grace: Duration,
+    /// Refresh status.lastSyncTime at least this often even when nothing changed.
+    #[arg(long, env = "CDS_STATUS_REFRESH_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub status_refresh_interval: Duration,
+    /// How long region catalogues (flavor → PaasGoodsId) are cached.
+    #[arg(long, env = "CDS_CATALOGUE_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub catalogue_ttl: Duration,
+    /// Objects reconciled at the same time.
+    #[arg(long, env = "CDS_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Deletion policy of objects that do not set spec.deletionPolicy.
+    #[arg(long, env = "CDS_DEFAULT_DELETION_POLICY", default_value = "Delete", value_parser = parse_deletion_policy)]
+    pub default_deletion_policy: DeletionPolicy,
+    /// Elect a leader through a Lease so only one replica acts.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub leader_election_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, env = "LEADER_ELECTION_ID", default_value = "cds-redis-operator")]
+    pub leader_election_id: String,
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub metrics_address: std::net::SocketAddr,
+}
+
+fn parse_deletion_policy(s: &str) -> Result<DeletionPolicy, String> {
+    match s {
+        "Delete" => Ok(DeletionPolicy::Delete),
+        "Retain" => Ok(DeletionPolicy::Retain),
+        _ => Err(format!("{s:?} is not Delete or Retain")),
+    }
+}
+
+/// Runs the operator until SIGTERM/SIGINT (or the loss of the leader lease).
+pub async fn run(config: RunConfig) -> Result<(), String> {
+    crate::cds::client::install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+    run_with_client(client, config).await
+}
+
+/// [`run`] with a given client.
+pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    let server = tokio::spawn(crate::server::serve(
+        config.metrics_address,
+        metrics.clone(),
+        readiness.clone(),
+    ));
+    // Fail early on unreadable operator credentials (absent ones are fine: objects may bring their own).
+    config.cds.credentials()?;
+
+    let identity = config.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        format!("{host}-{}", std::process::id())
+    });
+    let elector = config.leader_election.then(|| {
+        LeaderElector::new(
+            client.clone(),
+            LeaseConfig {
+                name: config.leader_election_id.clone(),
+                namespace: config.leader_election_namespace.clone(),
+                identity: identity.clone(),
+                lease_duration: Duration::from_secs(15),
+                retry_period: Duration::from_secs(2),
+            },
+        )
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal_tx = stop_tx.clone();
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+    if let Some(elector) = &elector {
+        readiness.standby();
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+    metrics.set_leader(true);
+    readiness.syncing();
+
+    // Secrets are watched metadata-only: their data is fetched on demand (see `secrets`).
+    let (ri_api, secret_api): (Api<RedisInstance>, Api<PartialObjectMeta<Secret>>) = match &config.watch_namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    // The caches keep only what the operator reads: no managedFields; of a Secret's metadata only
+    // its name, version, owners and role label (a `kubectl apply`'d Secret carries its data in
+    // the last-applied-configuration annotation); of an object, no last-applied-configuration.
+    let (secret_store, secret_writer) = reflector::store();
+    let secret_watch = watcher(secret_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|s: &mut PartialObjectMeta<Secret>| {
+            s.metadata.managed_fields = None;
+            s.metadata.annotations = None;
+            if let Some(labels) = s.metadata.labels.as_mut() {
+                labels.retain(|k, _| k == secrets::ROLE_LABEL);
+            }
+        });
+    let secret_stream = reflector::reflector(secret_writer, secret_watch).touched_objects();
+    let (store, writer) = reflector::store();
+    let ri_watch = watcher(ri_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o: &mut RedisInstance| {
+            o.metadata.managed_fields = None;
+            if let Some(annotations) = o.metadata.annotations.as_mut() {
+                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        });
+    // The claim index follows every event, deletions and relists included.
+    let claims = Arc::new(Claims::default());
+    let claims_of_watch = claims.clone();
+    let ri_stream = reflector::reflector(writer, ri_watch)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                claims_of_watch.observe(event);
+            }
+        })
+        .applied_objects();
+    let controller = Controller::for_stream(ri_stream, store.clone())
+        .with_config(ControllerConfig::default().concurrency(config.concurrency));
+
+    let leadership = elector
+        .as_ref()
+        .map_or_else(Leadership::unconditional, LeaderElector::leadership);
+    let accounts = Accounts::new(
+        config.cds.client_config(),
+        config.cds.rate_limiter(),
+        metrics.clone(),
+        config.catalogue_ttl,
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config,
+        accounts,
+        SecretReader::new(client.clone(), secret_store.clone()),
+        EventPublisher::new(client.clone(), "cds-redis-operator", identity),
+        metrics.clone(),
+        store.clone(),
+        claims,
+        leadership,
+    ));
+    {
+        // Objects deleted without a finalizer (ObserveOnly) are never reconciled again.
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                ctx.forget_missing();
+            }
+        });
+    }
+
+    {
+        let (store, secret_store, readiness) = (store.clone(), secret_store.clone(), readiness.clone());
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() && secret_store.wait_until_ready().await.is_ok() {
+                readiness.ready();
+                tracing::info!("watches synced; ready");
+            }
+        });
+    }
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(elector) = &elector {
+        let (lost, stop_tx) = (lost.clone(), stop_tx.clone());
+        let elector = elector.clone();
+        tokio::spawn(async move {
+            elector.hold().await;
+            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = stop_tx.send(true);
+        });
+    }
+    let mut stop = stop_rx.clone();
+    let mapper_store = store.clone();
+    tracing::info!("starting the RedisInstance controller");
+    controller
+        .watches_stream(secret_stream, move |secret| {
+            secrets::referencing(&secret, &mapper_store)
+        })
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    server.abort();
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err("lost the leader lease; exiting so a standby can take over".into());
+    }
+    if let Some(elector) = &elector {
+        elector.release().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

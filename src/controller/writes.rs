@@ -1,0 +1,85 @@
+//! The only two writes to a `RedisInstance`: its status and its finalizers. Both are conditional
+//! on the `resourceVersion` of the object as read (or as our previous write in the same
+//! reconcile left it), so a write derived from a stale read fails with a conflict instead of
+//! undoing someone else's change (contract, Ownership rule 3), and both are fenced by the
+//! leader lease.
+//!
+//! kube-runtime's `finalizer()` helper is not used: it decides the finalizer on its own, before
+//! our planner sees the object, and it writes the finalizer with a JSON patch test on the list
+//! index, while here the planner decides (a `Retain` deletion, a never-created instance) and
+//! every object write carries the `resourceVersion` precondition.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::context::Context;
+use crate::crd::{FIELD_MANAGER, FINALIZER, RedisInstance, RedisInstanceStatus};
+use crate::error::Error;
+
+/// Writes to one object during one reconcile.
+pub struct ObjectWrites<'a> {
+    ctx: &'a Context,
+    obj: &'a RedisInstance,
+    api: Api<RedisInstance>,
+    resource_version: Option<String>,
+}
+
+impl<'a> ObjectWrites<'a> {
+    /// Writes to `obj`, conditional on the version it was read at.
+    pub fn new(ctx: &'a Context, obj: &'a RedisInstance) -> Self {
+        Self {
+            ctx,
+            obj,
+            api: Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default()),
+            resource_version: obj.resource_version(),
+        }
+    }
+
+    /// Writes the whole status (server-side apply by our field manager, so fields we no longer
+    /// set are removed); returns it as the server stored it.
+    pub async fn status(&mut self, status: &RedisInstanceStatus) -> Result<(), Error> {
+        self.ctx.fence()?;
+        let body = json!({
+            "apiVersion": RedisInstance::api_version(&()),
+            "kind": RedisInstance::kind(&()),
+            // A resourceVersion in an apply patch is a precondition: another writer first → 409.
+            "metadata": { "resourceVersion": self.resource_version },
+            "status": status,
+        });
+        let written = self
+            .api
+            .patch_status(
+                &self.obj.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        self.resource_version = written.resource_version();
+        self.ctx.wrote_status(self.obj, written.status);
+        Ok(())
+    }
+
+    /// Adds (`true`) or removes (`false`) the cleanup finalizer, keeping every other one.
+    pub async fn finalizer(&mut self, present: bool) -> Result<(), Error> {
+        self.ctx.fence()?;
+        let mut finalizers: Vec<String> = self
+            .obj
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
+        if present {
+            finalizers.push(FINALIZER.to_owned());
+        }
+        // The resourceVersion makes the merge patch conditional: no lost update of other finalizers.
+        let patch = json!({ "metadata": { "resourceVersion": self.resource_version, "finalizers": finalizers } });
+        let written = self
+            .api
+            .patch(&self.obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        self.resource_version = written.resource_version();
+        Ok(())
+    }
+}
