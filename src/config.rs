@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cds::{self, CdsClient, ClientConfig, Credentials, SharedRateLimiter};
-use crate::simulator::parse_duration;
+use crate::duration::parse_duration;
 
 /// How to reach the CDS API and with which account.
 #[derive(Clone, Debug, clap::Args)]

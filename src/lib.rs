@@ -4,12 +4,14 @@
 //! - [`cds`]: the signed CDS Redis API client;
 //! - [`controller`]: the `RedisInstance` controller (observe → plan → act → report);
 //! - [`simulator`]: a local CDS Redis API for tests, demos and dry runs;
-//! - [`error`], [`metrics`], [`server`], [`leader`], [`config`]: the operator's plumbing.
+//! - [`error`], [`metrics`], [`server`], [`leader`], [`config`], [`duration`]: the operator's
+//!   plumbing.
 
 pub mod cds;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod duration;
 pub mod error;
 pub mod failpoint;
 pub mod leader;

@@ -35,12 +35,12 @@ use crate::crd::{
     CreateAttempt, DeletionPolicy, FIELD_MANAGER, FINALIZER, ManagementPolicy, Phase, RedisInstance,
     RedisInstanceStatus, default_instance_name,
 };
+use crate::duration::parse_duration;
 use crate::error::Error;
 use crate::failpoint;
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::server::Readiness;
-use crate::simulator::parse_duration;
 use accounts::{Account, Accounts};
 use events::{EventPublisher, EventType};
 use plan::{Facts, Lookup, Step};

@@ -34,6 +34,7 @@ use tower::ServiceExt as _;
 
 use crate::cds::signer::Method;
 use crate::cds::wire::{CreateInstanceRequest, DbConfig, Envelope, Region};
+use crate::duration::parse_duration;
 use faults::{FaultInjector, Faults, LostMode};
 use state::{Cloud, Delays};
 
@@ -193,23 +194,6 @@ impl SimulatorConfig {
         }
         Ok(keys)
     }
-}
-
-/// Parses `500ms`, `5s`, `2m`, `1h` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("bad duration unit in {s:?}: use ms, s, m or h")),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 const DEFAULT_REGIONS: &str = include_str!("../../tests/fixtures/cds/describe-regins.json");
@@ -788,14 +772,5 @@ mod tests {
             ..SimulatorConfig::for_tests("a", "b", Duration::ZERO, Duration::ZERO)
         };
         assert!(empty.keys().unwrap_err().contains("--access-key"));
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("3 weeks").is_err());
     }
 }
