@@ -22,10 +22,6 @@ pub const GROUP: &str = "cds.capitalonline.net";
 pub const FINALIZER: &str = "cds.capitalonline.net/cleanup";
 /// Field manager used for every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "cds-redis-operator";
-/// Ports the cloud refuses for `ServicePort` (its own exporters and cluster bus).
-pub const FORBIDDEN_SERVICE_PORTS: [u16; 4] = [9100, 9121, 9122, 16379];
-/// Port the cloud uses when `servicePort` is not given.
-pub const DEFAULT_SERVICE_PORT: u16 = 9736;
 
 /// Expands to a CEL rule that makes an optional spec field immutable: it may be neither added,
 /// removed nor changed after creation.
@@ -462,6 +458,32 @@ mod tests {
         assert_eq!(r.key, "password");
         let key = &schema()["properties"]["spec"]["properties"]["passwordSecretRef"]["properties"]["key"];
         assert_eq!(key["default"], "password");
+    }
+
+    #[test]
+    fn service_port_rule_is_the_clouds() {
+        use crate::cds::wire::{DEFAULT_SERVICE_PORT, FORBIDDEN_SERVICE_PORTS, SERVICE_PORTS};
+        let port = &schema()["properties"]["spec"]["properties"]["servicePort"];
+        let rule = port["x-kubernetes-validations"][0]["rule"].as_str().unwrap();
+        let forbidden = FORBIDDEN_SERVICE_PORTS.map(|p| p.to_string()).join(", ");
+        assert_eq!(
+            rule,
+            format!(
+                "self >= {} && self <= {} && !(self in [{forbidden}])",
+                SERVICE_PORTS.start(),
+                SERVICE_PORTS.end()
+            )
+        );
+        let doc = port["description"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            doc.contains(&format!("uses {DEFAULT_SERVICE_PORT} when unset")),
+            "{doc}"
+        );
     }
 
     #[test]
