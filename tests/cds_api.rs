@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cds_redis_operator::cds::catalogue::{self, Catalogue};
+use cds_redis_operator::cds::catalogue::{self, Architecture, Catalogue, Flavor};
 use cds_redis_operator::cds::inventory::Inventory;
 use cds_redis_operator::cds::signer::{self, Credentials, Method};
 use cds_redis_operator::cds::wire::CreateInstanceRequest;
 use cds_redis_operator::cds::{ErrorKind, InstanceFilter};
-use cds_redis_operator::crd::{Architecture, Flavor};
 use cds_redis_operator::simulator::SimulatorConfig;
 use serde_json::json;
 
