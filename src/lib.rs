@@ -4,10 +4,12 @@
 //! - [`cds`]: the signed CDS Redis API client;
 //! - [`controller`]: the `RedisInstance` controller (observe → plan → act → report);
 //! - [`simulator`]: a local CDS Redis API for tests, demos and dry runs;
+//! - [`cli`]: the binary's command line, and the `cds` command;
 //! - [`error`], [`metrics`], [`server`], [`leader`], [`config`], [`duration`]: the operator's
 //!   plumbing.
 
 pub mod cds;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod crd;

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::catalogue::offers;
-use super::{CdsClient, InstanceFilter};
+use crate::cds::catalogue::offers;
+use crate::cds::{CdsClient, CdsError, InstanceFilter};
 use crate::config::CdsSettings;
 
 /// Output format.
@@ -61,7 +61,7 @@ pub async fn run(args: CdsArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Result<String, super::CdsError> {
+async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Result<String, CdsError> {
     match command {
         CdsCommand::Regions => {
             let regions = client.describe_regions().await?;
@@ -155,7 +155,7 @@ fn format_out<T: Serialize>(output: Output, items: &T, header: &[&str], rows: Ve
 }
 
 /// Left-aligned columns separated by three spaces, like `kubectl get`.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
