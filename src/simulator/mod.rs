@@ -196,8 +196,11 @@ impl SimulatorConfig {
     }
 }
 
-const DEFAULT_REGIONS: &str = include_str!("../../tests/fixtures/cds/describe-regins.json");
-const DEFAULT_CATALOGUE: &str = include_str!("../../tests/fixtures/cds/describe-available-db-config.CN_Beijing_A.json");
+/// The regions the simulator serves by default: a recorded `DescribeRegins` answer.
+const DEFAULT_REGIONS: &str = include_str!("data/regions.json");
+/// The catalogue the simulator serves for every region on sale by default: a recorded
+/// `DescribeAvailableDBConfig` answer of `CN_Beijing_A`.
+const DEFAULT_CATALOGUE: &str = include_str!("data/catalogue.json");
 
 fn parse_data<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
@@ -772,5 +775,33 @@ mod tests {
             ..SimulatorConfig::for_tests("a", "b", Duration::ZERO, Duration::ZERO)
         };
         assert!(empty.keys().unwrap_err().contains("--access-key"));
+    }
+
+    /// The default data is the simulator's own copy of the recorded answers the parsing tests
+    /// use (`tests/fixtures/cds`); it must keep parsing, and say the same.
+    #[test]
+    fn default_data_parses_and_matches_the_recorded_answers() {
+        let regions: Vec<Region> = parse_data(DEFAULT_REGIONS).unwrap();
+        let catalogue: DbConfig = parse_data(DEFAULT_CATALOGUE).unwrap();
+        assert_eq!(regions.len(), 25);
+        assert_eq!(regions.iter().filter(|r| !r.on_sale()).count(), 3);
+        assert!(crate::cds::catalogue::offers(&catalogue).len() > 30);
+        let recorded_regions: Vec<Region> =
+            parse_data(include_str!("../../tests/fixtures/cds/describe-regins.json")).unwrap();
+        let recorded_catalogue: DbConfig = parse_data(include_str!(
+            "../../tests/fixtures/cds/describe-available-db-config.CN_Beijing_A.json"
+        ))
+        .unwrap();
+        assert_eq!(regions, recorded_regions);
+        assert_eq!(catalogue, recorded_catalogue);
+        let cloud = default_cloud(
+            Delays {
+                create_ms: 0,
+                delete_ms: 0,
+                backup_ms: 0,
+            },
+            3,
+        );
+        assert_eq!(cloud.catalogues.len(), 22, "one catalogue per region on sale");
     }
 }
