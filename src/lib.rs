@@ -5,8 +5,8 @@
 //! - [`controller`]: the `RedisInstance` controller (observe → plan → act → report);
 //! - [`simulator`]: a local CDS Redis API for tests, demos and dry runs;
 //! - [`cli`]: the binary's command line, and the `cds` command;
-//! - [`error`], [`metrics`], [`server`], [`leader`], [`config`], [`duration`]: the operator's
-//!   plumbing.
+//! - [`error`], [`metrics`], [`server`], [`leader`], [`config`], [`duration`],
+//!   [`encoding`]: the operator's plumbing.
 
 pub mod cds;
 pub mod cli;
@@ -14,6 +14,7 @@ pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod duration;
+pub mod encoding;
 pub mod error;
 pub mod failpoint;
 pub mod leader;
