@@ -6,8 +6,9 @@
 //! - [`simulator`]: a local CDS Redis API for tests, demos and dry runs;
 //! - [`cli`]: the binary's command line, and the `cds` command;
 //! - [`error`], [`metrics`], [`server`], [`leader`], [`config`], [`duration`],
-//!   [`encoding`]: the operator's plumbing.
+//!   [`encoding`], [`backoff`]: the operator's plumbing.
 
+pub mod backoff;
 pub mod cds;
 pub mod cli;
 pub mod config;

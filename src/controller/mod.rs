@@ -27,6 +27,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::backoff;
 use crate::cds::catalogue;
 use crate::cds::wire::CreateInstanceRequest;
 use crate::config::CdsSettings;
@@ -223,8 +224,7 @@ pub fn error_policy(obj: Arc<RedisInstance>, err: &Error, ctx: Arc<Context>) -> 
     } else {
         Duration::from_secs(2)
     };
-    let cap = base.saturating_mul(1 << (*n - 1).min(10)).min(Duration::from_secs(300));
-    Action::requeue(cap.mul_f64(0.5 + 0.5 * rand::random::<f64>()))
+    Action::requeue(backoff::exponential(*n, base, Duration::from_secs(300)))
 }
 
 async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, Error> {
