@@ -171,11 +171,6 @@ impl CdsClient {
         }
     }
 
-    /// The access key id this client signs with.
-    pub fn access_key_id(&self) -> &str {
-        &self.inner.credentials.access_key_id
-    }
-
     /// The service URL, e.g. `https://cdsapi.capitalonline.net/redis/`.
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
