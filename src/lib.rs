@@ -23,6 +23,19 @@ pub mod metrics;
 pub mod server;
 pub mod simulator;
 
+/// An error and its sources, joined by `: ` (e.g. `cannot read /creds/accessKeyId: No such file
+/// or directory (os error 2)`), for a person to read.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

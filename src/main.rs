@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_async(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+fn run_async<E: Into<Box<dyn std::error::Error>>>(fut: impl std::future::Future<Output = Result<(), E>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -39,7 +39,7 @@ fn run_async(fut: impl std::future::Future<Output = Result<(), String>>) -> Exit
     match runtime.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", cds_redis_operator::error_chain(&*e.into()));
             ExitCode::FAILURE
         }
     }

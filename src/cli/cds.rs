@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::cds::catalogue::offers;
 use crate::cds::{CdsClient, CdsError, InstanceFilter};
-use crate::config::CdsSettings;
+use crate::config::{CdsSettings, SettingsError};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
@@ -51,12 +51,21 @@ pub struct CdsArgs {
     settings: CdsSettings,
 }
 
+/// Why a `cds` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CdsCommandError {
+    /// No client: missing or unreadable credentials, or a bad endpoint.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The cloud call failed.
+    #[error(transparent)]
+    Call(#[from] CdsError),
+}
+
 /// Runs a `cds` command, printing to stdout.
-pub async fn run(args: CdsArgs) -> Result<(), String> {
+pub async fn run(args: CdsArgs) -> Result<(), CdsCommandError> {
     let client = args.settings.client()?;
-    let text = render(&client, &args.command, args.output)
-        .await
-        .map_err(|e| e.to_string())?;
+    let text = render(&client, &args.command, args.output).await?;
     print!("{text}");
     Ok(())
 }

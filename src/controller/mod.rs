@@ -154,7 +154,7 @@ impl Context {
     async fn account_for(&self, obj: &RedisInstance) -> Result<Arc<Account>, Error> {
         let credentials = match self.secrets.credentials(obj).await? {
             Some(c) => c,
-            None => self.config.cds.credentials().map_err(Error::Credentials)?.ok_or_else(|| {
+            None => self.config.cds.credentials().map_err(|e| Error::Credentials(crate::error_chain(&e)))?.ok_or_else(|| {
                 Error::Credentials(
                     "no CDS credentials: give the operator CDS_ACCESS_KEY_ID/CDS_ACCESS_KEY_SECRET or set spec.credentialsSecretRef".into(),
                 )
@@ -795,7 +795,7 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
         readiness.clone(),
     ));
     // Fail early on unreadable operator credentials (absent ones are fine: objects may bring their own).
-    config.cds.credentials()?;
+    config.cds.credentials().map_err(|e| crate::error_chain(&e))?;
 
     let identity = config.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
