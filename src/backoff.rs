@@ -2,20 +2,20 @@
 //! the controller's per-object requeues.
 //!
 //! The wait for attempt `n` (1-based) is random in `[c/2, c]`, where `c = base * 2^(n-1)` capped
-//! at `cap` ("equal jitter"): it grows exponentially, spreads callers that failed together, and
+//! at `max` ("equal jitter"): it grows exponentially, spreads callers that failed together, and
 //! never drops to zero, so a failing call is never repeated at once.
 
 use std::time::Duration;
 
-/// The longest wait of attempt `attempt` (1-based): `base * 2^(attempt-1)`, at most `cap`.
-pub fn ceiling(attempt: u32, base: Duration, cap: Duration) -> Duration {
+/// The longest wait of attempt `attempt` (1-based): `base * 2^(attempt-1)`, at most `max`.
+pub fn ceiling(base: Duration, attempt: u32, max: Duration) -> Duration {
     let doublings = attempt.saturating_sub(1).min(31);
-    base.saturating_mul(1 << doublings).min(cap)
+    base.saturating_mul(1 << doublings).min(max)
 }
 
 /// A wait for attempt `attempt` (1-based): random in `[c/2, c]` with `c` its [`ceiling`].
-pub fn exponential(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    jittered(ceiling(attempt, base, cap), rand::random::<f64>())
+pub fn exponential(base: Duration, attempt: u32, max: Duration) -> Duration {
+    jittered(ceiling(base, attempt, max), rand::random::<f64>())
 }
 
 /// `ceiling` scaled into `[ceiling/2, ceiling]` by `unit`, a number in `[0, 1]`.
@@ -33,10 +33,10 @@ mod tests {
     fn the_ceiling_doubles_up_to_the_cap() {
         let table = [(0, 100), (1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)];
         for (attempt, want) in table {
-            assert_eq!(ceiling(attempt, 100 * MS, 1000 * MS), want * MS, "attempt {attempt}");
+            assert_eq!(ceiling(100 * MS, attempt, 1000 * MS), want * MS, "attempt {attempt}");
         }
         assert_eq!(
-            ceiling(u32::MAX, Duration::from_secs(2), Duration::from_secs(300)),
+            ceiling(Duration::from_secs(2), u32::MAX, Duration::from_secs(300)),
             Duration::from_secs(300)
         );
     }
@@ -52,9 +52,9 @@ mod tests {
     #[test]
     fn waits_stay_within_their_bounds() {
         for attempt in 1..40 {
-            let c = ceiling(attempt, 100 * MS, Duration::from_secs(10));
+            let c = ceiling(100 * MS, attempt, Duration::from_secs(10));
             for _ in 0..20 {
-                let d = exponential(attempt, 100 * MS, Duration::from_secs(10));
+                let d = exponential(100 * MS, attempt, Duration::from_secs(10));
                 assert!(
                     d >= c / 2 && d <= c,
                     "attempt {attempt}: {d:?} outside [{:?}, {c:?}]",

@@ -299,7 +299,7 @@ impl CdsClient {
         loop {
             match self.send(action, Method::Get, &params, None).await {
                 Err(e) if e.is_retryable() && attempt < attempts => {
-                    let delay = backoff::exponential(attempt, self.inner.config.retry_base, RETRY_CAP)
+                    let delay = backoff::exponential(self.inner.config.retry_base, attempt, RETRY_CAP)
                         .max(e.retry_after().unwrap_or_default());
                     tracing::debug!(action, attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying CDS read");
                     tokio::time::sleep(delay).await;

@@ -224,7 +224,7 @@ pub fn error_policy(obj: Arc<RedisInstance>, err: &Error, ctx: Arc<Context>) -> 
     } else {
         Duration::from_secs(2)
     };
-    Action::requeue(backoff::exponential(*n, base, Duration::from_secs(300)))
+    Action::requeue(backoff::exponential(base, *n, Duration::from_secs(300)))
 }
 
 async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, Error> {
