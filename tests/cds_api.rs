@@ -2,6 +2,8 @@
 //! rejection, each fault mode, the Redis backend, the shared inventory and catalogue, the CLI,
 //! and the redaction of secrets.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
