@@ -199,14 +199,69 @@ mod tests {
         serde_json::from_str::<Envelope>(text).unwrap().data_as().unwrap()
     }
 
+    /// A small catalogue: one product per `(version, ArchitectureType, RAM GB, PaasGoodsId)`, in
+    /// this order.
+    fn catalogue(offers: &[(&str, i64, i64, i64)]) -> DbConfig {
+        use crate::cds::wire::{ArchitectureOffer, ComputeRole, CpuRam, Product, Standards};
+        let products = offers
+            .iter()
+            .map(|&(version, architecture_type, ram, id)| Product {
+                version: version.into(),
+                architectures: vec![ArchitectureOffer {
+                    architecture_type: Some(architecture_type),
+                    compute_roles: vec![ComputeRole {
+                        standards: Standards {
+                            cpu_ram: vec![CpuRam {
+                                paas_goods_id: Some(id),
+                                ram: Some(ram),
+                                ..CpuRam::default()
+                            }],
+                            ..Standards::default()
+                        },
+                        ..ComputeRole::default()
+                    }],
+                    ..ArchitectureOffer::default()
+                }],
+            })
+            .collect();
+        DbConfig {
+            products,
+            ..DbConfig::default()
+        }
+    }
+
+    fn flavor(version: &str, architecture: Architecture, ram_gb: i64) -> Flavor {
+        Flavor {
+            version: version.into(),
+            architecture,
+            ram_gb,
+        }
+    }
+
+    #[test]
+    fn the_first_matching_offer_wins() {
+        let cfg = catalogue(&[("5.0", 2, 4, 20), ("5.0", 1, 4, 10), ("5.0", 1, 4, 11)]);
+        assert_eq!(
+            resolve(&cfg, "R", &flavor("5.0", Architecture::MasterReplica, 4)),
+            Ok(10)
+        );
+        assert_eq!(resolve(&cfg, "R", &flavor("5.0", Architecture::Cluster, 4)), Ok(20));
+    }
+
+    #[test]
+    fn the_offers_listed_are_deduplicated_and_name_unknown_types() {
+        let cfg = catalogue(&[("5.0", 1, 4, 10), ("5.0", 1, 4, 11), ("6.0", 7, 2, 30)]);
+        let err = resolve(&cfg, "R", &flavor("5.0", Architecture::MasterReplica, 8)).unwrap_err();
+        assert_eq!(err.offered, ["5.0 MasterReplica 4GB", "6.0 type7 2GB"]);
+        assert_eq!(err.flavor, "5.0 MasterReplica 8GB");
+        let err = resolve(&catalogue(&[]), "R", &flavor("5.0", Architecture::Cluster, 1)).unwrap_err();
+        assert!(err.to_string().ends_with("it offers: nothing"), "{err}");
+    }
+
     #[test]
     fn resolves_documented_flavors() {
         let cfg = beijing();
-        let f = |v: &str, a, r| Flavor {
-            version: v.into(),
-            architecture: a,
-            ram_gb: r,
-        };
+        let f = flavor;
         assert_eq!(
             resolve(
                 &cfg,
