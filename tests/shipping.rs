@@ -501,16 +501,22 @@ fn dockerfile_is_multi_stage_locked_and_non_root() {
             "OCI label {label}"
         );
     }
-    // Everything the build stage copies exists (include_str! needs tests/fixtures).
+    // The build stage copies what cargo needs to load the manifest and build the binary: the
+    // [[test]] and [[bench]] targets must exist even when only the binary is built.
     for path in [
         "Cargo.toml",
         "Cargo.lock",
         "rustfmt.toml",
         "src",
-        "tests/fixtures/cds",
+        "tests",
+        "benches",
         "examples",
     ] {
         assert!(root().join(path).exists(), "{path}");
+        let copied = text
+            .lines()
+            .any(|l| l.starts_with("COPY ") && l.split_whitespace().any(|w| w == path));
+        assert!(copied, "the build stage does not copy {path}");
     }
 }
 
