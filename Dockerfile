@@ -9,7 +9,11 @@ WORKDIR /src
 # Manifests first, so the dependency layer is cached across source changes.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
+# Cargo refuses a manifest whose [[test]] and [[bench]] targets are missing, even to build the
+# binary alone: the tests and benches are copied for that reason only (the binary embeds nothing
+# from them).
 COPY tests ./tests
+COPY benches ./benches
 COPY examples ./examples
 RUN cargo build --release --locked --bin cds-redis-operator \
  && strip target/release/cds-redis-operator \

@@ -4,19 +4,37 @@
 //! - [`cds`]: the signed CDS Redis API client;
 //! - [`controller`]: the `RedisInstance` controller (observe → plan → act → report);
 //! - [`simulator`]: a local CDS Redis API for tests, demos and dry runs;
-//! - [`error`], [`metrics`], [`server`], [`leader`], [`config`]: the operator's plumbing.
+//! - [`cli`]: the binary's command line, and the `cds` command;
+//! - [`error`], [`metrics`], [`server`], [`leader`], [`config`], [`duration`],
+//!   [`encoding`], [`backoff`]: the operator's plumbing.
 
 pub mod backoff;
 pub mod cds;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod duration;
+pub mod encoding;
 pub mod error;
 pub mod failpoint;
 pub mod leader;
 pub mod metrics;
 pub mod server;
 pub mod simulator;
+
+/// An error and its sources, joined by `: ` (e.g. `cannot read /creds/accessKeyId: No such file
+/// or directory (os error 2)`), for a person to read.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -2,27 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-/// Kubernetes operator for Redis instances on CapitalOnline cloud (CDS).
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the operator: reconcile RedisInstance objects against the CDS API.
-    Run(Box<cds_redis_operator::controller::RunConfig>),
-    /// Print the RedisInstance CustomResourceDefinition as YAML.
-    Crd,
-    /// Serve a local CDS Redis API (for tests, demos and GitOps dry runs).
-    Simulator(cds_redis_operator::simulator::SimulatorConfig),
-    /// Inspect the CDS account: regions, flavors and instances.
-    Cds(cds_redis_operator::cds::cli::CdsArgs),
-}
+use cds_redis_operator::cli::{Cli, Command};
+use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,11 +24,11 @@ fn main() -> ExitCode {
             init_logging();
             cds_redis_operator::simulator::run(config).await
         }),
-        Command::Cds(args) => run_async(cds_redis_operator::cds::cli::run(args)),
+        Command::Cds(args) => run_async(cds_redis_operator::cli::cds::run(args)),
     }
 }
 
-fn run_async(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+fn run_async<E: Into<Box<dyn std::error::Error>>>(fut: impl std::future::Future<Output = Result<(), E>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -58,7 +39,7 @@ fn run_async(fut: impl std::future::Future<Output = Result<(), String>>) -> Exit
     match runtime.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", cds_redis_operator::error_chain(&*e.into()));
             ExitCode::FAILURE
         }
     }

@@ -2,15 +2,17 @@
 //! rejection, each fault mode, the Redis backend, the shared inventory and catalogue, the CLI,
 //! and the redaction of secrets.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cds_redis_operator::cds::catalogue::{self, Catalogue};
+use cds_redis_operator::cds::catalogue::{self, Architecture, Catalogue, Flavor};
 use cds_redis_operator::cds::inventory::Inventory;
 use cds_redis_operator::cds::signer::{self, Credentials, Method};
 use cds_redis_operator::cds::wire::CreateInstanceRequest;
 use cds_redis_operator::cds::{ErrorKind, InstanceFilter};
-use cds_redis_operator::crd::{Architecture, Flavor};
+use cds_redis_operator::encoding::percent_encode;
 use cds_redis_operator::simulator::SimulatorConfig;
 use serde_json::json;
 
@@ -252,7 +254,7 @@ async fn authentication_like_the_cloud() {
     let plus = signer::canonical_query(&p).replace("%20", "+");
     let sig = signer::signature(&good.access_key_secret, &signer::string_to_sign(Method::Get, &plus));
     assert_eq!(
-        raw_get(&ep, &format!("{plus}&Signature={}", signer::percent_encode(&sig))).await,
+        raw_get(&ep, &format!("{plus}&Signature={}", percent_encode(&sig))).await,
         (403, "SignatureDoesNotMatch".into())
     );
     let spaced = sim::client(&s)

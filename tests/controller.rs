@@ -1,6 +1,8 @@
 //! The controller on the real control plane against the simulator: the whole lifecycle, crash
 //! safety, faults, bad input, adoption, policies, rotation, failover and secret hygiene.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -221,10 +223,6 @@ fn spec(extra: Value) -> Value {
     s
 }
 
-fn skip() -> bool {
-    control_plane::skipped()
-}
-
 async fn eventually<F: Fn() -> Fut, Fut: Future<Output = bool>>(what: &str, f: F) {
     let deadline = Instant::now() + TIMEOUT;
     while !f().await {
@@ -235,9 +233,6 @@ async fn eventually<F: Fn() -> Fut, Fut: Future<Output = bool>>(what: &str, f: F
 
 #[tokio::test]
 async fn happy_path_create_ready_connect_delete() {
-    if skip() {
-        return;
-    }
     let redis = sim::have_redis_server();
     assert!(redis || std::env::var("CI").is_err(), "redis-server missing under CI");
     let mut cfg = fast_sim();
@@ -338,9 +333,6 @@ async fn happy_path_create_ready_connect_delete() {
 
 #[tokio::test]
 async fn a_crash_at_each_step_of_create_and_delete_never_duplicates_or_orphans() {
-    if skip() {
-        return;
-    }
     let e = env("crash", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
     for point in ["after-intent", "after-create"] {
@@ -405,9 +397,6 @@ async fn a_crash_at_each_step_of_create_and_delete_never_duplicates_or_orphans()
 
 #[tokio::test]
 async fn lost_create_response_and_visibility_lag_recover_by_name_without_a_second_instance() {
-    if skip() {
-        return;
-    }
     let e = env("lost", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
     // The grace must exceed the create's own latency plus the 2 s lag, with room for a loaded CI.
@@ -443,9 +432,6 @@ async fn lost_create_response_and_visibility_lag_recover_by_name_without_a_secon
 
 #[tokio::test]
 async fn bad_input_gives_its_reason_then_recovers_when_fixed() {
-    if skip() {
-        return;
-    }
     let e = env("bad", fast_sim()).await;
     // A long steady period and terminal recheck: only the Secret watch can unblock in time.
     let _op = e.operator_with(vec!["--steady-poll-interval", "10m"], vec![]);
@@ -562,9 +548,6 @@ async fn precreate(e: &Env, name: &str) -> String {
 
 #[tokio::test]
 async fn adoption_observe_only_retain_and_external_deletion() {
-    if skip() {
-        return;
-    }
     let e = env("policies", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
     let _op = e.operator();
@@ -653,9 +636,6 @@ async fn adoption_observe_only_retain_and_external_deletion() {
 
 #[tokio::test]
 async fn password_change_is_reported_and_the_connection_secret_keeps_the_real_password_and_follows_a_move() {
-    if skip() {
-        return;
-    }
     let e = env("pwsync", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
     let _op = e.operator();
@@ -713,9 +693,6 @@ async fn password_change_is_reported_and_the_connection_secret_keeps_the_real_pa
 
 #[tokio::test]
 async fn rotated_object_credentials_take_effect_without_a_restart() {
-    if skip() {
-        return;
-    }
     let mut cfg = fast_sim();
     cfg.access_keys.push("AKIDrotated:rotated-secret-DO-NOT-LEAK".into());
     let e = env("rotate", cfg).await;
@@ -749,9 +726,6 @@ async fn rotated_object_credentials_take_effect_without_a_restart() {
 
 #[tokio::test]
 async fn rotated_operator_credentials_in_a_mounted_directory_take_effect_without_a_restart() {
-    if skip() {
-        return;
-    }
     let mut cfg = fast_sim();
     cfg.access_keys.push("AKIDrotated:rotated-secret-DO-NOT-LEAK".into());
     let e = env("rotdir", cfg).await;
@@ -790,9 +764,6 @@ async fn rotated_operator_credentials_in_a_mounted_directory_take_effect_without
 
 #[tokio::test]
 async fn a_standby_takes_over_when_the_leader_dies_and_never_acts_before() {
-    if skip() {
-        return;
-    }
     let e = env("leader", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
     let mut a = e.operator_with(vec!["--identity", "replica-a", "--leader-election-id", "lease"], vec![]);
@@ -830,9 +801,6 @@ async fn a_standby_takes_over_when_the_leader_dies_and_never_acts_before() {
 
 #[tokio::test]
 async fn no_secret_appears_in_logs_events_status_or_metrics() {
-    if skip() {
-        return;
-    }
     let e = env("leaks", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
     e.secret(

@@ -1,16 +1,14 @@
 //! A short soak in every test run (the long one is `scripts/soak.sh`): a few rounds of
 //! creates, cloud faults, operator kills and deletes, then the invariants.
 
+mod support;
+
 use std::time::Duration;
 
-use crate::support::control_plane;
 use crate::support::soak::{SoakConfig, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_soak_keeps_every_invariant() {
-    if control_plane::skipped() {
-        return;
-    }
     let report = run(SoakConfig {
         rounds: 4,
         max_duration: Duration::from_secs(60),

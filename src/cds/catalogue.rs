@@ -1,6 +1,7 @@
 //! Flavor → `PaasGoodsId`: the region's catalogue (`DescribeAvailableDBConfig`), cached per
 //! region with a TTL, and a pure resolver that says what the region offers when a flavor is not
-//! there.
+//! there. Flavors and architectures are spelled here as the cloud knows them; the CRD maps its
+//! own types onto them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,68 @@ use tokio::sync::Mutex;
 use super::client::CdsClient;
 use super::error::CdsError;
 use super::wire::DbConfig;
-use crate::crd::{Architecture, Flavor};
+
+/// The cloud's Redis architectures, numbered by the catalogue's `ArchitectureType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Architecture {
+    /// Master with a replica (主从版, type 1).
+    MasterReplica,
+    /// Sharded cluster (集群版, type 2).
+    Cluster,
+    /// Economical master-replica (经济型主从版, type 3).
+    EconomicalMasterReplica,
+}
+
+impl Architecture {
+    /// Every architecture the catalogue is known to offer.
+    pub const ALL: [Self; 3] = [Self::MasterReplica, Self::Cluster, Self::EconomicalMasterReplica];
+
+    /// The catalogue's `ArchitectureType` number.
+    pub fn cloud_type(self) -> i64 {
+        match self {
+            Self::MasterReplica => 1,
+            Self::Cluster => 2,
+            Self::EconomicalMasterReplica => 3,
+        }
+    }
+
+    /// The architecture of a catalogue `ArchitectureType` number, if it is one we know.
+    pub fn from_cloud_type(t: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.cloud_type() == t)
+    }
+
+    /// Its name, e.g. `MasterReplica`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MasterReplica => "MasterReplica",
+            Self::Cluster => "Cluster",
+            Self::EconomicalMasterReplica => "EconomicalMasterReplica",
+        }
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A flavor to look up in a catalogue: version, architecture and memory.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Flavor {
+    /// Redis version as the catalogue spells it, e.g. `5.0`.
+    pub version: String,
+    /// Architecture.
+    pub architecture: Architecture,
+    /// Memory in GB.
+    pub ram_gb: i64,
+}
+
+impl std::fmt::Display for Flavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}GB", self.version, self.architecture, self.ram_gb)
+    }
+}
 
 /// One offer of a region's catalogue, flattened.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -137,14 +199,69 @@ mod tests {
         serde_json::from_str::<Envelope>(text).unwrap().data_as().unwrap()
     }
 
+    /// A small catalogue: one product per `(version, ArchitectureType, RAM GB, PaasGoodsId)`, in
+    /// this order.
+    fn catalogue(offers: &[(&str, i64, i64, i64)]) -> DbConfig {
+        use crate::cds::wire::{ArchitectureOffer, ComputeRole, CpuRam, Product, Standards};
+        let products = offers
+            .iter()
+            .map(|&(version, architecture_type, ram, id)| Product {
+                version: version.into(),
+                architectures: vec![ArchitectureOffer {
+                    architecture_type: Some(architecture_type),
+                    compute_roles: vec![ComputeRole {
+                        standards: Standards {
+                            cpu_ram: vec![CpuRam {
+                                paas_goods_id: Some(id),
+                                ram: Some(ram),
+                                ..CpuRam::default()
+                            }],
+                            ..Standards::default()
+                        },
+                        ..ComputeRole::default()
+                    }],
+                    ..ArchitectureOffer::default()
+                }],
+            })
+            .collect();
+        DbConfig {
+            products,
+            ..DbConfig::default()
+        }
+    }
+
+    fn flavor(version: &str, architecture: Architecture, ram_gb: i64) -> Flavor {
+        Flavor {
+            version: version.into(),
+            architecture,
+            ram_gb,
+        }
+    }
+
+    #[test]
+    fn the_first_matching_offer_wins() {
+        let cfg = catalogue(&[("5.0", 2, 4, 20), ("5.0", 1, 4, 10), ("5.0", 1, 4, 11)]);
+        assert_eq!(
+            resolve(&cfg, "R", &flavor("5.0", Architecture::MasterReplica, 4)),
+            Ok(10)
+        );
+        assert_eq!(resolve(&cfg, "R", &flavor("5.0", Architecture::Cluster, 4)), Ok(20));
+    }
+
+    #[test]
+    fn the_offers_listed_are_deduplicated_and_name_unknown_types() {
+        let cfg = catalogue(&[("5.0", 1, 4, 10), ("5.0", 1, 4, 11), ("6.0", 7, 2, 30)]);
+        let err = resolve(&cfg, "R", &flavor("5.0", Architecture::MasterReplica, 8)).unwrap_err();
+        assert_eq!(err.offered, ["5.0 MasterReplica 4GB", "6.0 type7 2GB"]);
+        assert_eq!(err.flavor, "5.0 MasterReplica 8GB");
+        let err = resolve(&catalogue(&[]), "R", &flavor("5.0", Architecture::Cluster, 1)).unwrap_err();
+        assert!(err.to_string().ends_with("it offers: nothing"), "{err}");
+    }
+
     #[test]
     fn resolves_documented_flavors() {
         let cfg = beijing();
-        let f = |v: &str, a, r| Flavor {
-            version: v.into(),
-            architecture: a,
-            ram_gb: r,
-        };
+        let f = flavor;
         assert_eq!(
             resolve(
                 &cfg,
@@ -190,5 +307,14 @@ mod tests {
             "{msg}"
         );
         assert_eq!(err.offered.len(), offers(&cfg).len());
+    }
+
+    #[test]
+    fn architectures_round_trip_through_the_cloud_type() {
+        for a in Architecture::ALL {
+            assert_eq!(Architecture::from_cloud_type(a.cloud_type()), Some(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
+        }
+        assert_eq!(Architecture::from_cloud_type(7), None);
     }
 }

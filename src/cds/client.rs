@@ -12,11 +12,14 @@ use tracing::Instrument as _;
 use super::error::{CdsError, ErrorKind};
 use super::signer::{self, Credentials, Method};
 use super::wire::{self, Envelope};
+use crate::backoff;
 
 /// The cloud's default endpoint (mainland China).
 pub const DEFAULT_ENDPOINT: &str = "https://cdsapi.capitalonline.net";
 /// The Redis service path.
 pub const SERVICE_PATH: &str = "/redis/";
+/// The longest wait between two read attempts (unless the cloud asks for more).
+const RETRY_CAP: Duration = Duration::from_secs(10);
 
 /// A rate limiter shared by every client of the process, so all reconciles together stay under
 /// one budget of cloud calls.
@@ -49,7 +52,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Attempts for a read (GET) in all, including the first; writes are always tried once.
     pub read_attempts: u32,
-    /// First backoff between read attempts; doubles each time, with full jitter.
+    /// First backoff between read attempts; doubles each time, up to 10 s, with jitter
+    /// ([`crate::backoff`]).
     pub retry_base: Duration,
 }
 
@@ -165,11 +169,6 @@ impl CdsClient {
                 ..inner
             }),
         }
-    }
-
-    /// The access key id this client signs with.
-    pub fn access_key_id(&self) -> &str {
-        &self.inner.credentials.access_key_id
     }
 
     /// The service URL, e.g. `https://cdsapi.capitalonline.net/redis/`.
@@ -300,7 +299,8 @@ impl CdsClient {
         loop {
             match self.send(action, Method::Get, &params, None).await {
                 Err(e) if e.is_retryable() && attempt < attempts => {
-                    let delay = backoff(self.inner.config.retry_base, attempt).max(e.retry_after().unwrap_or_default());
+                    let delay = backoff::exponential(self.inner.config.retry_base, attempt, RETRY_CAP)
+                        .max(e.retry_after().unwrap_or_default());
                     tracing::debug!(action, attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying CDS read");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
@@ -444,15 +444,6 @@ fn decode<T>(action: &str, result: Result<T, serde_json::Error>) -> Result<T, Cd
     result.map_err(|e| CdsError::other(action, ErrorKind::Decode, &format!("unexpected Data: {e}")))
 }
 
-/// Exponential backoff with full jitter: a random wait in `[0, base * 2^(attempt-1)]`, capped at
-/// 10 s.
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let cap = base
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(Duration::from_secs(10));
-    cap.mul_f64(rand::random::<f64>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,15 +469,6 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Decode);
         let e = interpret("A", 404, r#"{"Code":"ResourceNotFound","Message":"gone"}"#, None).unwrap_err();
         assert!(e.is_not_found());
-    }
-
-    #[test]
-    fn backoff_is_bounded_and_grows() {
-        for attempt in 1..30 {
-            let d = backoff(Duration::from_millis(100), attempt);
-            assert!(d <= Duration::from_secs(10));
-            assert!(d <= Duration::from_millis(100) * (1 << (attempt - 1).min(16)));
-        }
     }
 
     #[test]

@@ -16,8 +16,6 @@ pub struct Snapshot {
     /// When the listing call was started: anything created before this moment and visible to
     /// the cloud is in it.
     pub requested_at: Instant,
-    /// When the listing was taken, as wall-clock time.
-    pub taken_at: jiff::Timestamp,
     instances: Vec<InstanceSummary>,
 }
 
@@ -30,7 +28,6 @@ impl Snapshot {
         instances.shrink_to_fit();
         Self {
             requested_at,
-            taken_at: jiff::Timestamp::now(),
             instances,
         }
     }
@@ -65,11 +62,6 @@ impl Inventory {
             client,
             latest: Mutex::new(None),
         }
-    }
-
-    /// The client the inventory lists through.
-    pub fn client(&self) -> &CdsClient {
-        &self.client
     }
 
     /// A snapshot no older than `max_age`. Callers that arrive while a listing is in flight wait

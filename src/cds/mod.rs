@@ -8,7 +8,6 @@
 //! - [`inventory`]: one shared listing per account and poll period.
 
 pub mod catalogue;
-pub mod cli;
 pub mod client;
 pub mod error;
 pub mod inventory;

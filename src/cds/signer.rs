@@ -10,6 +10,8 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha1::Sha1;
 
+use crate::encoding::percent_encode;
+
 /// `SignatureMethod` value.
 pub const SIGNATURE_METHOD: &str = "HMAC-SHA1";
 /// `SignatureVersion` value.
@@ -62,49 +64,6 @@ impl std::fmt::Debug for Credentials {
             .field("access_key_secret", &"***")
             .finish()
     }
-}
-
-/// Percent-encodes `s` the CDS way: RFC 3986 unreserved bytes (`A-Z a-z 0-9 - _ . ~`) stay,
-/// every other UTF-8 byte becomes `%XY` with uppercase hex (so a space is `%20`, never `+`).
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(char::from_digit(u32::from(b >> 4), 16).unwrap().to_ascii_uppercase());
-            out.push(char::from_digit(u32::from(b & 0xF), 16).unwrap().to_ascii_uppercase());
-        }
-    }
-    out
-}
-
-/// Decodes `%XY` escapes (and, leniently, `+` as a space when `plus_is_space`). `None` when an
-/// escape is malformed or the bytes are not UTF-8.
-pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-                out.push(v);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Step 1-4: the canonical query string of the signed parameters (`Signature` excluded, empty
@@ -187,7 +146,6 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     const NONCE: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -295,49 +253,5 @@ mod tests {
         let s = format!("{:?}", creds());
         assert!(!s.contains("testSecretKey"), "{s}");
         assert!(s.contains("testAccessKeyId"));
-    }
-
-    #[test]
-    fn encoding_examples() {
-        assert_eq!(percent_encode(" "), "%20");
-        assert_eq!(percent_encode("*"), "%2A");
-        assert_eq!(percent_encode("~"), "~");
-        assert_eq!(percent_encode("/"), "%2F");
-        assert_eq!(percent_encode("+="), "%2B%3D");
-        assert_eq!(percent_encode("北"), "%E5%8C%97");
-    }
-
-    proptest! {
-        #[test]
-        fn unreserved_characters_are_kept(s in "[A-Za-z0-9._~-]*") {
-            prop_assert_eq!(percent_encode(&s), s);
-        }
-
-        #[test]
-        fn output_uses_only_unreserved_and_uppercase_escapes(s in any::<String>()) {
-            let e = percent_encode(&s);
-            let ok = e.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~%".contains(&b));
-            prop_assert!(ok, "{}", e);
-            prop_assert!(!e.contains(' ') && !e.contains('+') && !e.contains('*'));
-            // Hex digits of escapes are uppercase.
-            for (i, _) in e.match_indices('%') {
-                prop_assert!(e[i + 1..i + 3].bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
-            }
-        }
-
-        #[test]
-        fn encoding_round_trips(s in any::<String>()) {
-            prop_assert_eq!(percent_decode(&percent_encode(&s), false), Some(s));
-        }
-
-        #[test]
-        fn every_reserved_ascii_byte_is_escaped(c in prop::char::range(' ', '~')) {
-            let e = percent_encode(&c.to_string());
-            if c.is_ascii_alphanumeric() || "-_.~".contains(c) {
-                prop_assert_eq!(e, c.to_string());
-            } else {
-                prop_assert_eq!(e, format!("%{:02X}", c as u8));
-            }
-        }
     }
 }

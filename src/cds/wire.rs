@@ -332,6 +332,18 @@ impl std::fmt::Debug for CreateInstanceRequest {
     }
 }
 
+/// Port the cloud uses when `ServicePort` is not given.
+pub const DEFAULT_SERVICE_PORT: u16 = 9736;
+/// Ports the cloud refuses for `ServicePort` (its own exporters and cluster bus).
+pub const FORBIDDEN_SERVICE_PORTS: [u16; 4] = [9100, 9121, 9122, 16379];
+/// Ports `ServicePort` may take, except [`FORBIDDEN_SERVICE_PORTS`].
+pub const SERVICE_PORTS: std::ops::RangeInclusive<u16> = 1024..=65535;
+
+/// Whether the cloud accepts `port` as `ServicePort`.
+pub fn service_port_allowed(port: i64) -> bool {
+    u16::try_from(port).is_ok_and(|p| SERVICE_PORTS.contains(&p) && !FORBIDDEN_SERVICE_PORTS.contains(&p))
+}
+
 /// `Data` of `CreateDBInstance`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct CreateInstanceData {
@@ -709,5 +721,15 @@ mod tests {
         .unwrap();
         assert_eq!(json["PaasGoodsId"], 12467);
         assert_eq!(json["Password"], "hunter2-secret");
+    }
+
+    #[test]
+    fn service_ports_follow_the_clouds_rule() {
+        for ok in [1024, 6379, i64::from(DEFAULT_SERVICE_PORT), 9101, 16380, 65535] {
+            assert!(service_port_allowed(ok), "{ok}");
+        }
+        for refused in [-1, 0, 80, 1023, 9100, 9121, 9122, 16379, 65536, i64::MAX] {
+            assert!(!service_port_allowed(refused), "{refused}");
+        }
     }
 }

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long an account nobody asked for is kept.
+const UNUSED_ACCOUNT_TTL: Duration = Duration::from_secs(3600);
 
 use secrecy::ExposeSecret as _;
 
@@ -30,7 +33,7 @@ pub struct Accounts {
     limiter: SharedRateLimiter,
     observer: Arc<dyn CallObserver>,
     catalogue_ttl: Duration,
-    accounts: Mutex<HashMap<(String, u64), Arc<Account>>>,
+    accounts: Mutex<HashMap<(String, u64), (Arc<Account>, Instant)>>,
 }
 
 impl Accounts {
@@ -56,11 +59,15 @@ impl Accounts {
         credentials.access_key_secret.expose_secret().hash(&mut h);
         let key = (credentials.access_key_id.clone(), h.finish());
         let mut accounts = self.accounts.lock().expect("not poisoned");
-        if let Some(a) = accounts.get(&key) {
+        let now = Instant::now();
+        if let Some((a, used)) = accounts.get_mut(&key) {
+            *used = now;
             return Ok(a.clone());
         }
-        // A rotated secret replaces the old account of the same key id.
-        accounts.retain(|(id, _), _| *id != key.0);
+        // Two Secrets may carry the same key id with different secrets (one of them wrong, or
+        // mid-rotation): each keeps its own account. Accounts unused for an hour (a rotated-away
+        // secret) are dropped.
+        accounts.retain(|_, (_, used)| now.duration_since(*used) < UNUSED_ACCOUNT_TTL);
         let client = CdsClient::new(self.config.clone(), credentials, self.limiter.clone())?
             .with_observer(self.observer.clone());
         let account = Arc::new(Account {
@@ -68,7 +75,7 @@ impl Accounts {
             catalogue: Catalogue::new(self.catalogue_ttl),
             client,
         });
-        accounts.insert(key, account.clone());
+        accounts.insert(key, (account.clone(), now));
         Ok(account)
     }
 }

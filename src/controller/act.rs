@@ -192,7 +192,7 @@ impl Act<'_> {
             (Some(id), _) => id,
             (None, Some(flavor)) => {
                 let cfg = account.catalogue.config(&account.client, &spec.region_id).await?;
-                catalogue::resolve(&cfg, &spec.region_id, flavor)?
+                catalogue::resolve(&cfg, &spec.region_id, &flavor.into())?
             }
             (None, None) => return Err(Error::InvalidSpec("set either paasGoodsId or flavor".into())),
         };

@@ -178,7 +178,7 @@ impl Context {
     pub async fn account_for(&self, obj: &RedisInstance) -> Result<Arc<Account>, Error> {
         let credentials = match self.secrets.credentials(obj).await? {
             Some(c) => c,
-            None => self.config.cds.credentials().map_err(Error::Credentials)?.ok_or_else(|| {
+            None => self.config.cds.credentials().map_err(|e| Error::Credentials(crate::error_chain(&e)))?.ok_or_else(|| {
                 Error::Credentials(
                     "no CDS credentials: give the operator CDS_ACCESS_KEY_ID/CDS_ACCESS_KEY_SECRET or set spec.credentialsSecretRef".into(),
                 )

@@ -27,4 +27,4 @@ pub mod writes;
 
 pub use context::Context;
 pub use reconcile::{error_policy, reconcile};
-pub use run::{RunConfig, run, run_with_client};
+pub use run::{RunConfig, RunError, run, run_with_client};

@@ -19,10 +19,10 @@ use super::reconcile::{error_policy, reconcile};
 use super::secrets::{self, SecretReader};
 use crate::config::CdsSettings;
 use crate::crd::{DeletionPolicy, RedisInstance};
+use crate::duration::parse_duration;
 use crate::leader::{LeaderElector, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::server::Readiness;
-use crate::simulator::parse_duration;
 
 /// Settings of `cds-redis-operator run`, from flags with environment fallbacks.
 #[derive(Clone, Debug, clap::Args)]
@@ -79,17 +79,29 @@ fn parse_deletion_policy(s: &str) -> Result<DeletionPolicy, String> {
     }
 }
 
+/// Why the operator stopped other than by a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No Kubernetes configuration, or the apiserver cannot be reached.
+    #[error("cannot reach Kubernetes")]
+    Kubernetes(#[source] kube::Error),
+    /// The operator's own CDS credentials are configured but cannot be read.
+    #[error("the operator's CDS credentials cannot be read")]
+    Credentials(#[source] crate::config::SettingsError),
+    /// The leader lease was lost; the process exits so that it restarts as a standby.
+    #[error("lost the leader lease; exiting so a standby can take over")]
+    LostLease,
+}
+
 /// Runs the operator until SIGTERM/SIGINT (or the loss of the leader lease).
-pub async fn run(config: RunConfig) -> Result<(), String> {
+pub async fn run(config: RunConfig) -> Result<(), RunError> {
     crate::cds::client::install_crypto_provider();
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+    let client = kube::Client::try_default().await.map_err(RunError::Kubernetes)?;
     run_with_client(client, config).await
 }
 
 /// [`run`] with a given client.
-pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<(), String> {
+pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
     let server = tokio::spawn(crate::server::serve(
@@ -98,7 +110,7 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
         readiness.clone(),
     ));
     // Fail early on unreadable operator credentials (absent ones are fine: objects may bring their own).
-    config.cds.credentials()?;
+    config.cds.credentials().map_err(RunError::Credentials)?;
 
     let identity = config.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -246,7 +258,7 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
         .await;
     server.abort();
     if lost.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err("lost the leader lease; exiting so a standby can take over".into());
+        return Err(RunError::LostLease);
     }
     if let Some(elector) = &elector {
         elector.release().await;

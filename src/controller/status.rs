@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::cds::signer::percent_encode;
 use crate::cds::wire::{self, InstanceSummary};
 use crate::crd::conditions::{self, READY, RECONCILING, STALLED, SYNCED, ready, reconciling, synced};
 use crate::crd::{Endpoint, Phase, RedisInstanceStatus};
+use crate::encoding::percent_encode;
 use crate::error::Error;
 
 /// The phase a cloud status maps to.

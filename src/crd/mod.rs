@@ -14,6 +14,8 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::cds::catalogue;
+
 pub use naming::default_instance_name;
 
 /// API group of every CDS resource.
@@ -22,10 +24,6 @@ pub const GROUP: &str = "cds.capitalonline.net";
 pub const FINALIZER: &str = "cds.capitalonline.net/cleanup";
 /// Field manager used for every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "cds-redis-operator";
-/// Ports the cloud refuses for `ServicePort` (its own exporters and cluster bus).
-pub const FORBIDDEN_SERVICE_PORTS: [u16; 4] = [9100, 9121, 9122, 16379];
-/// Port the cloud uses when `servicePort` is not given.
-pub const DEFAULT_SERVICE_PORT: u16 = 9736;
 
 /// Expands to a CEL rule that makes an optional spec field immutable: it may be neither added,
 /// removed nor changed after creation.
@@ -197,34 +195,29 @@ pub enum Architecture {
     EconomicalMasterReplica,
 }
 
-impl Architecture {
-    /// The `ArchitectureType` number the catalogue uses.
-    pub fn cloud_type(self) -> i64 {
-        match self {
-            Self::MasterReplica => 1,
-            Self::Cluster => 2,
-            Self::EconomicalMasterReplica => 3,
+impl From<Architecture> for catalogue::Architecture {
+    fn from(a: Architecture) -> Self {
+        match a {
+            Architecture::MasterReplica => Self::MasterReplica,
+            Architecture::Cluster => Self::Cluster,
+            Architecture::EconomicalMasterReplica => Self::EconomicalMasterReplica,
         }
     }
+}
 
-    /// The architecture of a catalogue `ArchitectureType` number, if it is one we know.
-    pub fn from_cloud_type(t: i64) -> Option<Self> {
-        match t {
-            1 => Some(Self::MasterReplica),
-            2 => Some(Self::Cluster),
-            3 => Some(Self::EconomicalMasterReplica),
-            _ => None,
+impl From<&Flavor> for catalogue::Flavor {
+    fn from(f: &Flavor) -> Self {
+        Self {
+            version: f.version.clone(),
+            architecture: f.architecture.into(),
+            ram_gb: f.ram_gb,
         }
     }
 }
 
 impl std::fmt::Display for Architecture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::MasterReplica => "MasterReplica",
-            Self::Cluster => "Cluster",
-            Self::EconomicalMasterReplica => "EconomicalMasterReplica",
-        })
+        catalogue::Architecture::from(*self).fmt(f)
     }
 }
 
@@ -489,14 +482,55 @@ mod tests {
     }
 
     #[test]
-    fn architecture_round_trips_through_cloud_type() {
-        for a in [
+    fn service_port_rule_is_the_clouds() {
+        use crate::cds::wire::{DEFAULT_SERVICE_PORT, FORBIDDEN_SERVICE_PORTS, SERVICE_PORTS};
+        let port = &schema()["properties"]["spec"]["properties"]["servicePort"];
+        let rule = port["x-kubernetes-validations"][0]["rule"].as_str().unwrap();
+        let forbidden = FORBIDDEN_SERVICE_PORTS.map(|p| p.to_string()).join(", ");
+        assert_eq!(
+            rule,
+            format!(
+                "self >= {} && self <= {} && !(self in [{forbidden}])",
+                SERVICE_PORTS.start(),
+                SERVICE_PORTS.end()
+            )
+        );
+        let doc = port["description"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            doc.contains(&format!("uses {DEFAULT_SERVICE_PORT} when unset")),
+            "{doc}"
+        );
+    }
+
+    #[test]
+    fn architectures_are_spelled_as_the_cloud_names_them() {
+        let all = [
             Architecture::MasterReplica,
             Architecture::Cluster,
             Architecture::EconomicalMasterReplica,
-        ] {
-            assert_eq!(Architecture::from_cloud_type(a.cloud_type()), Some(a));
+        ];
+        let mapped: std::collections::HashSet<_> = all.iter().map(|&a| catalogue::Architecture::from(a)).collect();
+        assert_eq!(
+            mapped.len(),
+            catalogue::Architecture::ALL.len(),
+            "one cloud architecture each"
+        );
+        for a in all {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.to_string());
+            assert_eq!(a.to_string(), catalogue::Architecture::from(a).name());
         }
-        assert_eq!(Architecture::from_cloud_type(7), None);
+        let flavor = Flavor {
+            version: "5.0".into(),
+            architecture: Architecture::Cluster,
+            ram_gb: 8,
+        };
+        let wanted = catalogue::Flavor::from(&flavor);
+        assert_eq!(wanted.architecture.cloud_type(), 2);
+        assert_eq!(wanted.to_string(), flavor.to_string());
     }
 }

@@ -19,6 +19,7 @@ use secrecy::SecretString;
 
 use super::ApiError;
 use crate::cds::signer::{self, Method};
+use crate::encoding::percent_decode;
 
 /// Common parameters every request must carry (besides `Signature`).
 const COMMON: [&str; 7] = [
@@ -68,8 +69,8 @@ pub fn parse_query(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
                 format!("malformed query parameter {:?}", truncate(pair)),
             )
         };
-        let k = signer::percent_decode(k, true).ok_or_else(bad)?;
-        let v = signer::percent_decode(v, true).ok_or_else(bad)?;
+        let k = percent_decode(k, true).ok_or_else(bad)?;
+        let v = percent_decode(v, true).ok_or_else(bad)?;
         if out.insert(k.clone(), v).is_some() {
             return Err(ApiError::bad_request(
                 "InvalidParameter",
@@ -188,6 +189,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::cds::signer::{Credentials, sign};
+    use crate::encoding::percent_encode;
 
     const NONCE: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -277,7 +279,7 @@ mod tests {
             &SecretString::from("testSecretKey"),
             &signer::string_to_sign(Method::Get, &plus_cqs),
         );
-        let q = format!("{plus_cqs}&Signature={}", signer::percent_encode(&sig));
+        let q = format!("{plus_cqs}&Signature={}", percent_encode(&sig));
         assert_eq!(code(check(Method::Get, &q)), "SignatureDoesNotMatch");
         // Unknown key, missing and malformed parameters.
         let q = sign(

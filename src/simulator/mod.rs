@@ -34,6 +34,7 @@ use tower::ServiceExt as _;
 
 use crate::cds::signer::Method;
 use crate::cds::wire::{CreateInstanceRequest, DbConfig, Envelope, Region};
+use crate::duration::parse_duration;
 use faults::{FaultInjector, Faults, LostMode};
 use state::{Cloud, Delays};
 
@@ -62,6 +63,61 @@ impl ApiError {
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(400, code, message)
     }
+}
+
+/// Why the simulator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No access key was given.
+    #[error("give at least one --access-key ID:SECRET (or --access-keys-file)")]
+    NoAccessKey,
+    /// An access key is not `ID:SECRET` (the line is not repeated: it may hold a secret).
+    #[error("an access key must look like ID:SECRET")]
+    MalformedAccessKey,
+    /// A file given on the command line cannot be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A regions, catalogue or state file is not what it should be.
+    #[error("cannot parse {}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A `--fault-error` or `--fault-lost-response` cannot be understood.
+    #[error("bad fault {spec:?}: {problem}")]
+    Fault {
+        /// The option's value.
+        spec: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// `--redis-backend` is asked for, but `--redis-server` cannot be run.
+    #[error("cannot run {binary} for --redis-backend")]
+    RedisBackend {
+        /// The binary.
+        binary: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Everything the simulator is started with.
@@ -154,25 +210,29 @@ impl SimulatorConfig {
         }
     }
 
-    fn faults(&self) -> Result<Faults, String> {
+    fn faults(&self) -> Result<Faults, StartError> {
         let mut f = Faults {
             latency_ms: self.fault_latency.as_millis() as u64,
             visibility_lag_ms: self.fault_visibility_lag.as_millis() as u64,
             ..Default::default()
         };
+        let bad = |spec: &str, problem| StartError::Fault {
+            spec: spec.to_owned(),
+            problem,
+        };
         for spec in &self.fault_errors {
-            faults::parse_error_rate(&mut f, spec)?;
+            faults::parse_error_rate(&mut f, spec).map_err(|p| bad(spec, p))?;
         }
         for spec in &self.fault_lost_responses {
-            faults::parse_lost_response(&mut f, spec)?;
+            faults::parse_lost_response(&mut f, spec).map_err(|p| bad(spec, p))?;
         }
         Ok(f)
     }
 
-    fn keys(&self) -> Result<HashMap<String, SecretString>, String> {
+    fn keys(&self) -> Result<HashMap<String, SecretString>, StartError> {
         let mut lines: Vec<String> = self.access_keys.clone();
         if let Some(path) = &self.access_keys_file {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = read(path)?;
             lines.extend(
                 text.lines()
                     .map(str::trim)
@@ -185,40 +245,41 @@ impl SimulatorConfig {
             let (id, secret) = line
                 .split_once(':')
                 .filter(|(i, s)| !i.is_empty() && !s.is_empty())
-                .ok_or("an access key must look like ID:SECRET")?;
+                .ok_or(StartError::MalformedAccessKey)?;
             keys.insert(id.to_owned(), SecretString::from(secret.to_owned()));
         }
         if keys.is_empty() {
-            return Err("give at least one --access-key ID:SECRET (or --access-keys-file)".into());
+            return Err(StartError::NoAccessKey);
         }
         Ok(keys)
     }
 }
 
-/// Parses `500ms`, `5s`, `2m`, `1h` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("bad duration unit in {s:?}: use ms, s, m or h")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+/// The regions the simulator serves by default: a recorded `DescribeRegins` answer.
+const DEFAULT_REGIONS: &str = include_str!("data/regions.json");
+/// The catalogue the simulator serves for every region on sale by default: a recorded
+/// `DescribeAvailableDBConfig` answer of `CN_Beijing_A`.
+const DEFAULT_CATALOGUE: &str = include_str!("data/catalogue.json");
+
+/// An API answer's `Data`, or the text itself when it is not an envelope.
+fn parse_data<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
+    let v: Value = serde_json::from_str(text)?;
+    let data = if v.get("Code").is_some() { v["Data"].clone() } else { v };
+    serde_json::from_value(data)
 }
 
-const DEFAULT_REGIONS: &str = include_str!("../../tests/fixtures/cds/describe-regins.json");
-const DEFAULT_CATALOGUE: &str = include_str!("../../tests/fixtures/cds/describe-available-db-config.CN_Beijing_A.json");
+fn read(path: &std::path::Path) -> Result<String, StartError> {
+    std::fs::read_to_string(path).map_err(|source| StartError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
 
-fn parse_data<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let data = if v.get("Code").is_some() { v["Data"].clone() } else { v };
-    serde_json::from_value(data).map_err(|e| e.to_string())
+fn parse_error(path: &std::path::Path) -> impl FnOnce(serde_json::Error) -> StartError + '_ {
+    |source| StartError::Parse {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The recorded regions and catalogue: the `CN_Beijing_A` catalogue served for every region on
@@ -297,7 +358,7 @@ impl RunningSimulator {
 }
 
 /// Starts the simulator on `config.listen`.
-pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, String> {
+pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, StartError> {
     let keys = config.keys()?;
     let delays = Delays {
         create_ms: config.create_delay.as_millis() as i64,
@@ -306,23 +367,24 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, String> 
     };
     let mut cloud = default_cloud(delays, config.max_amount);
     if let Some(path) = &config.regions_file {
-        cloud.regions = parse_data(&std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)?;
+        cloud.regions = parse_data(&read(path)?).map_err(parse_error(path))?;
     }
     if let Some(path) = &config.catalogue_file {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        cloud.catalogues = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        cloud.catalogues = serde_json::from_str(&read(path)?).map_err(parse_error(path))?;
     }
     let pristine = cloud.clone();
     if let Some(path) = &config.state_file
         && path.exists()
     {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        cloud = serde_json::from_str(&text).map_err(|e| format!("state file {}: {e}", path.display()))?;
+        cloud = serde_json::from_str(&read(path)?).map_err(parse_error(path))?;
         cloud.delays = delays;
     }
     let redis = if config.redis_backend {
         let backend = redis::RedisBackend::new(&config.redis_server);
-        backend.check().await?;
+        backend.check().await.map_err(|source| StartError::RedisBackend {
+            binary: config.redis_server.clone(),
+            source,
+        })?;
         Some(Mutex::new(backend))
     } else {
         None
@@ -341,10 +403,14 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, String> 
         }),
         redis,
     });
+    let listen_error = |source| StartError::Listen {
+        addr: config.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
     let router = router(sim.clone());
     let (shutdown, mut stop) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -753,7 +819,7 @@ async fn admin_reset(State(sim): State<Arc<Sim>>) -> Response {
 }
 
 /// Runs the simulator until SIGINT or SIGTERM (the `simulator` subcommand).
-pub async fn run(config: SimulatorConfig) -> Result<(), String> {
+pub async fn run(config: SimulatorConfig) -> Result<(), StartError> {
     let running = start(config).await?;
     println!(
         "CDS simulator listening on {}  (endpoint for clients: {})",
@@ -783,20 +849,96 @@ mod tests {
             "secret:with:colons"
         );
         config.access_keys = vec!["no-colon".into()];
-        assert!(config.keys().is_err());
+        assert!(matches!(config.keys(), Err(StartError::MalformedAccessKey)));
         let empty = SimulatorConfig {
             access_keys: vec![],
             ..SimulatorConfig::for_tests("a", "b", Duration::ZERO, Duration::ZERO)
         };
-        assert!(empty.keys().unwrap_err().contains("--access-key"));
+        let e = empty.keys().unwrap_err();
+        assert!(matches!(e, StartError::NoAccessKey) && e.to_string().contains("--access-key"));
     }
 
+    #[tokio::test]
+    async fn start_errors_are_typed_with_their_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = || SimulatorConfig::for_tests("a", "b", Duration::ZERO, Duration::ZERO);
+        let missing = dir.path().join("absent.json");
+        let e = start(SimulatorConfig {
+            regions_file: Some(missing.clone()),
+            ..base()
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(&e, StartError::Read { path, .. } if *path == missing), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some());
+        let garbage = dir.path().join("catalogue.json");
+        std::fs::write(&garbage, "not json").unwrap();
+        let e = start(SimulatorConfig {
+            catalogue_file: Some(garbage),
+            ..base()
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(e, StartError::Parse { .. }), "{e:?}");
+        let e = start(SimulatorConfig {
+            fault_errors: vec!["CreateDBInstance=boom:1".into()],
+            ..base()
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("bad fault \"CreateDBInstance=boom:1\": unknown error kind"),
+            "{e}"
+        );
+        let e = start(SimulatorConfig {
+            redis_backend: true,
+            redis_server: dir.path().join("no-redis-server").display().to_string(),
+            ..base()
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(e, StartError::RedisBackend { .. }), "{e:?}");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let e = start(SimulatorConfig {
+            listen: taken.local_addr().unwrap(),
+            ..base()
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(e, StartError::Listen { .. }), "{e:?}");
+    }
+
+    /// The default data is the simulator's own copy of the recorded answers the parsing tests
+    /// use (`tests/fixtures/cds`); it must keep parsing, and say the same.
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("3 weeks").is_err());
+    fn default_data_parses_and_matches_the_recorded_answers() {
+        let regions: Vec<Region> = parse_data(DEFAULT_REGIONS).unwrap();
+        let catalogue: DbConfig = parse_data(DEFAULT_CATALOGUE).unwrap();
+        assert_eq!(regions.len(), 25);
+        assert_eq!(regions.iter().filter(|r| !r.on_sale()).count(), 3);
+        assert!(crate::cds::catalogue::offers(&catalogue).len() > 30);
+        let recorded_regions: Vec<Region> =
+            parse_data(include_str!("../../tests/fixtures/cds/describe-regins.json")).unwrap();
+        let recorded_catalogue: DbConfig = parse_data(include_str!(
+            "../../tests/fixtures/cds/describe-available-db-config.CN_Beijing_A.json"
+        ))
+        .unwrap();
+        assert_eq!(regions, recorded_regions);
+        assert_eq!(catalogue, recorded_catalogue);
+        let cloud = default_cloud(
+            Delays {
+                create_ms: 0,
+                delete_ms: 0,
+                backup_ms: 0,
+            },
+            3,
+        );
+        assert_eq!(cloud.catalogues.len(), 22, "one catalogue per region on sale");
     }
 }

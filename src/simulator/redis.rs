@@ -25,17 +25,13 @@ impl RedisBackend {
         }
     }
 
-    /// Whether the binary can be started at all.
-    pub async fn check(&self) -> Result<(), String> {
-        let out = Command::new(&self.binary)
-            .arg("--version")
-            .output()
-            .await
-            .map_err(|e| format!("cannot run {}: {e}", self.binary))?;
+    /// Whether the binary can be started at all (`--version` succeeds).
+    pub async fn check(&self) -> std::io::Result<()> {
+        let out = Command::new(&self.binary).arg("--version").output().await?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{} --version failed", self.binary))
+            Err(std::io::Error::other(format!("--version exited with {}", out.status)))
         }
     }
 

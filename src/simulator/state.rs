@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use crate::cds::catalogue::offers;
 use crate::cds::wire::{self, Backup, CreateInstanceRequest, DbConfig, Instance, Region};
-use crate::crd::FORBIDDEN_SERVICE_PORTS;
 
 /// How long the cloud takes for its asynchronous work.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -177,8 +176,8 @@ impl Cloud {
             .find(|a| a.architecture_type == Some(offer.architecture_type))
             .map(|a| a.sub_product_name.clone())
             .unwrap_or_default();
-        let port = req.service_port.unwrap_or(i64::from(crate::crd::DEFAULT_SERVICE_PORT));
-        if !(1024..=65535).contains(&port) || FORBIDDEN_SERVICE_PORTS.iter().any(|&p| i64::from(p) == port) {
+        let port = req.service_port.unwrap_or(i64::from(wire::DEFAULT_SERVICE_PORT));
+        if !wire::service_port_allowed(port) {
             return Err(ApiError::bad_request(
                 "InvalidParameter",
                 format!("ServicePort {port} is not allowed: use 1024-65535 except 9100, 9121, 9122, 16379"),

@@ -5,8 +5,8 @@
 //! thread that lives as long as the test process and are started with `PR_SET_PDEATHSIG`, so they
 //! die with the test process, whether it ends normally, panics or is killed.
 //!
-//! Under `CI=true` a control plane that cannot start fails the test; elsewhere too, unless
-//! `CDS_SKIP_CONTROL_PLANE=1` is set (refused under CI).
+//! A control plane that cannot start fails the test that needs it: there is no switch that
+//! turns such a test into a pass.
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -43,11 +43,6 @@ static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 /// The control plane of this test binary, started on first use. Panics when it cannot start.
 pub fn shared() -> &'static ControlPlane {
     let result = SHARED.get_or_init(|| {
-        if std::env::var("CDS_SKIP_CONTROL_PLANE").is_ok_and(|v| v == "1")
-            && std::env::var("CI").is_ok_and(|v| v == "true")
-        {
-            return Err("CDS_SKIP_CONTROL_PLANE=1 is not allowed under CI=true".into());
-        }
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("control-plane-keeper".into())
@@ -67,16 +62,6 @@ pub fn shared() -> &'static ControlPlane {
         Ok(cp) => cp,
         Err(e) => panic!("the test control plane could not start: {e}"),
     }
-}
-
-/// Whether control-plane tests are switched off for this run (never under CI).
-pub fn skipped() -> bool {
-    let skip = std::env::var("CDS_SKIP_CONTROL_PLANE").is_ok_and(|v| v == "1");
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if skip && !ci {
-        eprintln!("CDS_SKIP_CONTROL_PLANE=1: skipping a control-plane test");
-    }
-    skip && !ci
 }
 
 fn free_port() -> u16 {

@@ -1,5 +1,6 @@
-//! Test support: the real control plane and helpers shared by the integration tests.
-#![allow(dead_code)] // each test module uses a different part of the support code
+//! Test support: the real control plane and helpers shared by the integration test binaries
+//! (each declares `mod support;`) and the benchmarks.
+#![allow(dead_code)] // each test binary uses a different part of the support code
 
 pub mod control_plane;
 pub mod operator;

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use super::catalogue::offers;
-use super::{CdsClient, InstanceFilter};
-use crate::config::CdsSettings;
+use crate::cds::catalogue::offers;
+use crate::cds::{CdsClient, CdsError, InstanceFilter};
+use crate::config::{CdsSettings, SettingsError};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
@@ -51,17 +51,26 @@ pub struct CdsArgs {
     settings: CdsSettings,
 }
 
+/// Why a `cds` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CdsCommandError {
+    /// No client: missing or unreadable credentials, or a bad endpoint.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The cloud call failed.
+    #[error(transparent)]
+    Call(#[from] CdsError),
+}
+
 /// Runs a `cds` command, printing to stdout.
-pub async fn run(args: CdsArgs) -> Result<(), String> {
+pub async fn run(args: CdsArgs) -> Result<(), CdsCommandError> {
     let client = args.settings.client()?;
-    let text = render(&client, &args.command, args.output)
-        .await
-        .map_err(|e| e.to_string())?;
+    let text = render(&client, &args.command, args.output).await?;
     print!("{text}");
     Ok(())
 }
 
-async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Result<String, super::CdsError> {
+async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Result<String, CdsError> {
     match command {
         CdsCommand::Regions => {
             let regions = client.describe_regions().await?;
@@ -155,7 +164,7 @@ fn format_out<T: Serialize>(output: Output, items: &T, header: &[&str], rows: Ve
 }
 
 /// Left-aligned columns separated by three spaces, like `kubectl get`.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
