@@ -6,6 +6,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// An access key id and a fingerprint of its secret.
+type AccountKey = (String, u64);
+
 /// How long an account nobody asked for is kept.
 const UNUSED_ACCOUNT_TTL: Duration = Duration::from_secs(3600);
 
@@ -33,7 +36,7 @@ pub struct Accounts {
     limiter: SharedRateLimiter,
     observer: Arc<dyn CallObserver>,
     catalogue_ttl: Duration,
-    accounts: Mutex<HashMap<(String, u64), (Arc<Account>, Instant)>>,
+    accounts: Mutex<HashMap<AccountKey, (Arc<Account>, Instant)>>,
 }
 
 impl Accounts {
