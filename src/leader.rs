@@ -275,3 +275,24 @@ impl LeaderElector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_fence_closes_when_the_lease_was_not_renewed_in_time() {
+        assert!(Leadership::unconditional().check().is_ok(), "no election: always acting");
+        let fence = Leadership::elected();
+        assert!(fence.check().is_err(), "not acting before the lease is taken");
+        fence.extend_to(Instant::now() + Duration::from_millis(50));
+        assert!(fence.check().is_ok());
+        // No renewal, or a process frozen past the deadline: closed on its own clock, with no
+        // request needed to find out.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(fence.check().is_err());
+        fence.extend_to(Instant::now() + Duration::from_secs(10));
+        fence.revoke();
+        assert!(fence.check().is_err(), "revoked when another replica took the lease");
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the support code
 
 pub mod control_plane;
+pub mod env;
 pub mod operator;
 pub mod sim;
 pub mod soak;
