@@ -13,9 +13,8 @@ use super::observe;
 use super::plan::{Facts, Problem, Release, Step, Wait};
 use super::status;
 use super::writes::ObjectWrites;
-use crate::cds::catalogue;
-use crate::cds::wire::{self, CreateInstanceRequest, InstanceSummary};
-use crate::crd::{CreateAttempt, ManagementPolicy, Phase, RedisInstance, RedisInstanceStatus};
+use crate::cds::wire::{self, InstanceSummary};
+use crate::crd::{ManagementPolicy, Phase, RedisInstance, RedisInstanceStatus};
 use crate::error::Error;
 use crate::failpoint;
 
@@ -114,11 +113,11 @@ impl Act<'_> {
         }
     }
 
-    fn busy(&self) -> Duration {
+    pub(super) fn busy(&self) -> Duration {
         self.ctx.config.busy_poll_interval
     }
 
-    fn account(&self) -> &Account {
+    pub(super) fn account(&self) -> &Account {
         self.account
             .as_deref()
             .expect("the planner looked at the cloud before this step")
@@ -179,128 +178,6 @@ impl Act<'_> {
         Progress::Report {
             outcome: Reported::Waiting,
             after: self.busy(),
-        }
-    }
-
-    /// The create protocol's act part: resolve, read the password, record it, write the intent
-    /// (conditionally), then call `CreateDBInstance` once.
-    async fn create(&mut self) -> Result<Progress, Error> {
-        let (obj, ctx) = (self.obj, self.ctx);
-        let spec = &obj.spec;
-        let account = self.account.clone().expect("looked at the cloud");
-        let goods = match (spec.paas_goods_id, &spec.flavor) {
-            (Some(id), _) => id,
-            (None, Some(flavor)) => {
-                let cfg = account.catalogue.config(&account.client, &spec.region_id).await?;
-                catalogue::resolve(&cfg, &spec.region_id, &flavor.into())?
-            }
-            (None, None) => return Err(Error::InvalidSpec("set either paasGoodsId or flavor".into())),
-        };
-        let password = ctx.secrets.password(obj).await?;
-        let instance_name = observe::instance_name(obj);
-        ctx.claims
-            .reserve(Claim::Name(instance_name.clone()), obj)
-            .map_err(|by| Error::InstanceInUse {
-                instance: "the instance name".into(),
-                by,
-            })?;
-        ctx.fence()?;
-        ctx.secrets.write_record(obj, &password).await?;
-
-        // The intent, on a copy: if its write fails, nothing of it is reported.
-        let mut intent = self.status.clone();
-        intent.instance_name = Some(instance_name.clone());
-        intent.paas_goods_id = Some(goods);
-        intent.rejected_create = None;
-        intent.deletion_policy = spec
-            .deletion_policy
-            .is_none()
-            .then_some(ctx.config.default_deletion_policy);
-        intent.create_attempt = Some(CreateAttempt {
-            instance_name: instance_name.clone(),
-            started_at: self.now.clone(),
-        });
-        intent.phase = Some(Phase::Creating);
-        status::conclude(
-            &mut intent,
-            false,
-            status::Outcome::Waiting,
-            obj.metadata.generation,
-            &self.now,
-        );
-        self.writes.status(&intent).await?;
-        self.status = intent;
-        failpoint::hit("after-intent");
-        ctx.event(
-            obj,
-            EventType::Normal,
-            "Creating",
-            format!("creating instance {instance_name} (PaasGoodsId {goods})"),
-        )
-        .await;
-
-        let request = CreateInstanceRequest {
-            region_id: spec.region_id.clone(),
-            vdc_id: spec.vdc_id.clone(),
-            base_pipe_id: spec.base_pipe_id.clone(),
-            instance_name: instance_name.clone(),
-            paas_goods_id: Some(goods),
-            password,
-            test_group_id: spec.test_group_id,
-            amount: Some(1),
-            service_port: spec.service_port.map(i64::from),
-            subject_id: spec.subject_id,
-        };
-        ctx.fence()?;
-        match account.client.create_instance(&request).await {
-            Ok(created) => {
-                ctx.wrote_cloud(obj);
-                failpoint::hit("after-create");
-                let task = created
-                    .task_id
-                    .clone()
-                    .map(|t| format!(" (task {t})"))
-                    .unwrap_or_default();
-                ctx.event(
-                    obj,
-                    EventType::Normal,
-                    "Created",
-                    format!("created instance {} named {instance_name}{task}", created.instance_uuid),
-                )
-                .await;
-                self.status.instance_uuid = Some(created.instance_uuid);
-                self.status.task_id = created.task_id;
-                Ok(Progress::Report {
-                    outcome: Reported::Done {
-                        connection_ok: false,
-                        password_out_of_sync: false,
-                    },
-                    after: self.busy(),
-                })
-            }
-            Err(e) if e.outcome_unknown() => {
-                ctx.wrote_cloud(obj);
-                // Keep the intent: the name lookup resolves what happened.
-                ctx.event(
-                    obj,
-                    EventType::Warning,
-                    "CreateOutcomeUnknown",
-                    format!(
-                        "the create of {instance_name} may have succeeded ({e}); looking the name up before any retry"
-                    ),
-                )
-                .await;
-                Err(e.into())
-            }
-            Err(e) => {
-                // Definitely not created: the intent goes, and a rejection for good is not
-                // repeated until the object or its Secrets change.
-                self.status.create_attempt = None;
-                if e.is_terminal() {
-                    self.status.rejected_create = Some(observe::create_inputs(obj, ctx));
-                }
-                Err(e.into())
-            }
         }
     }
 

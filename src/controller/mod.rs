@@ -4,7 +4,7 @@
 //! - [`observe`]: the facts: the object, its Secrets, the claims of other objects, and what the
 //!   planner asks to see of the cloud (the account's shared listing, a per-UUID query);
 //! - [`plan`]: a pure function from the facts to the one next step (or what to look at first);
-//! - [`act`]: carries the step out (at most one cloud write);
+//! - [`act`]: carries the step out (at most one cloud write; the create protocol in `create.rs`);
 //! - [`status`]: pure: how the reconcile ended becomes the phase and the conditions;
 //! - [`reconcile`]: the pipeline and the error policy; [`writes`]: the only two writes to the
 //!   object (status and finalizer), both conditional;
@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod act;
 pub mod claims;
 pub mod context;
+mod create;
 pub mod events;
 pub mod observe;
 pub mod plan;

@@ -69,86 +69,94 @@ pub fn conclude(
 ) {
     status.phase = Some(phase_after(status, deleting, &outcome));
     status.observed_generation = generation;
-    let set = |status: &mut RedisInstanceStatus, type_: &str, ok: bool, reason: &str, message: String| {
-        conditions::set_condition(
-            &mut status.conditions,
-            conditions::condition(type_, ok, reason, message, generation, now.clone()),
-        );
-    };
-    // Ready.
-    match outcome {
-        Outcome::Failed(Error::ExternallyDeleted(_)) => set(
-            status,
-            READY,
+    let verdicts = [
+        (READY, ready(status, deleting, outcome)),
+        (SYNCED, synced(status, outcome)),
+        (RECONCILING, reconciling(status, deleting, outcome)),
+        (STALLED, stalled(outcome)),
+    ];
+    for (type_, verdict) in verdicts {
+        match verdict {
+            Verdict::Set(ok, reason, message) => {
+                conditions::set_condition(
+                    &mut status.conditions,
+                    conditions::condition(type_, ok, reason, message, generation, now.clone()),
+                );
+            }
+            Verdict::Keep => {
+                if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_) {
+                    c.observed_generation = generation;
+                }
+            }
+            Verdict::Absent => status.conditions.retain(|c| c.type_ != type_),
+        }
+    }
+}
+
+/// What one condition becomes after a reconcile.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Status, reason, message.
+    Set(bool, &'static str, String),
+    /// As it is, stamped with the generation it now speaks for.
+    Keep,
+    /// Removed (`Reconciling` and `Stalled` are present only while True).
+    Absent,
+}
+
+fn ready(status: &RedisInstanceStatus, deleting: bool, outcome: Outcome<'_>) -> Verdict {
+    let has_ready = conditions::find(&status.conditions, READY).is_some();
+    let (ok, reason, message) = match outcome {
+        Outcome::Failed(Error::ExternallyDeleted(_)) => (
             false,
             ready::EXTERNALLY_DELETED,
-            "the cloud instance no longer exists".into(),
+            "the cloud instance no longer exists".to_owned(),
         ),
         // A passing failure (the cloud or the apiserver unreachable) does not make a running
         // instance unready; it is reported by Synced and Reconciling.
-        Outcome::Failed(e)
-            if e.is_retryable() && conditions::find(&status.conditions, READY).is_some() && !deleting =>
-        {
-            refresh_generation(status, READY, generation)
-        }
-        Outcome::Done { connection_ok, .. } => {
-            let (ok, reason, message) = ready_from_phase(status, connection_ok);
-            set(status, READY, ok, reason, message)
-        }
-        Outcome::Waiting | Outcome::Failed(_) => {
-            let (ok, reason, message) = ready_from_phase(status, false);
-            set(status, READY, ok, reason, message)
-        }
-    }
-    // Synced.
+        Outcome::Failed(e) if e.is_retryable() && has_ready && !deleting => return Verdict::Keep,
+        Outcome::Done { connection_ok, .. } => ready_from_phase(status, connection_ok),
+        Outcome::Waiting | Outcome::Failed(_) => ready_from_phase(status, false),
+    };
+    Verdict::Set(ok, reason, message)
+}
+
+fn synced(status: &RedisInstanceStatus, outcome: Outcome<'_>) -> Verdict {
     match outcome {
         Outcome::Done {
             password_out_of_sync: true,
             ..
-        } => set(
-            status,
-            SYNCED,
-            false,
-            synced::PASSWORD_OUT_OF_SYNC,
-            PASSWORD_OUT_OF_SYNC.into(),
-        ),
-        Outcome::Done { .. } => set(status, SYNCED, true, synced::RECONCILE_SUCCESS, String::new()),
-        Outcome::Waiting if conditions::find(&status.conditions, SYNCED).is_some() => {
-            refresh_generation(status, SYNCED, generation)
-        }
-        Outcome::Waiting => set(status, SYNCED, true, synced::RECONCILE_SUCCESS, String::new()),
-        Outcome::Failed(e) => set(status, SYNCED, false, e.reason(), e.to_string()),
+        } => Verdict::Set(false, synced::PASSWORD_OUT_OF_SYNC, PASSWORD_OUT_OF_SYNC.into()),
+        Outcome::Waiting if conditions::find(&status.conditions, SYNCED).is_some() => Verdict::Keep,
+        Outcome::Done { .. } | Outcome::Waiting => Verdict::Set(true, synced::RECONCILE_SUCCESS, String::new()),
+        Outcome::Failed(e) => Verdict::Set(false, e.reason(), e.to_string()),
     }
-    // Reconciling and Stalled: present only while True.
-    let reconciling = match outcome {
-        _ if deleting => Some((reconciling::DELETING, "deleting the cloud instance".to_owned())),
-        Outcome::Failed(e) if e.is_retryable() => Some((reconciling::RETRYING, e.to_string())),
-        Outcome::Failed(_) => None,
-        Outcome::Waiting | Outcome::Done { .. } => match status.phase {
-            Some(Phase::Creating) => Some((reconciling::CREATING, "the cloud is creating the instance".to_owned())),
-            Some(Phase::Running)
-                if matches!(
-                    outcome,
-                    Outcome::Done {
-                        connection_ok: true,
-                        ..
-                    }
-                ) =>
-            {
-                None
-            }
-            _ => Some((reconciling::PROGRESSING, "waiting for the cloud".to_owned())),
-        },
-    };
-    let stalled = match outcome {
-        Outcome::Failed(e) if e.is_terminal() => Some((e.reason(), e.to_string())),
-        _ => None,
-    };
-    for (type_, value) in [(RECONCILING, reconciling), (STALLED, stalled)] {
-        match value {
-            Some((reason, message)) => set(status, type_, true, reason, message),
-            None => status.conditions.retain(|c| c.type_ != type_),
+}
+
+fn reconciling(status: &RedisInstanceStatus, deleting: bool, outcome: Outcome<'_>) -> Verdict {
+    let settled = matches!(
+        outcome,
+        Outcome::Done {
+            connection_ok: true,
+            ..
         }
+    ) && status.phase == Some(Phase::Running);
+    match outcome {
+        _ if deleting => Verdict::Set(true, reconciling::DELETING, "deleting the cloud instance".into()),
+        Outcome::Failed(e) if e.is_retryable() => Verdict::Set(true, reconciling::RETRYING, e.to_string()),
+        Outcome::Failed(_) => Verdict::Absent,
+        _ if settled => Verdict::Absent,
+        _ if status.phase == Some(Phase::Creating) => {
+            Verdict::Set(true, reconciling::CREATING, "the cloud is creating the instance".into())
+        }
+        _ => Verdict::Set(true, reconciling::PROGRESSING, "waiting for the cloud".into()),
+    }
+}
+
+fn stalled(outcome: Outcome<'_>) -> Verdict {
+    match outcome {
+        Outcome::Failed(e) if e.is_terminal() => Verdict::Set(true, e.reason(), e.to_string()),
+        _ => Verdict::Absent,
     }
 }
 
@@ -170,13 +178,6 @@ fn phase_after(status: &RedisInstanceStatus, deleting: bool, outcome: &Outcome<'
         ) => Phase::Failed,
         Outcome::Failed(e) if nothing_yet && e.is_terminal() => Phase::Failed,
         _ => status.phase.unwrap_or(Phase::Pending),
-    }
-}
-
-/// Keeps a condition as it is, stamped with the generation it now speaks for.
-fn refresh_generation(status: &mut RedisInstanceStatus, type_: &str, generation: Option<i64>) {
-    if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_) {
-        c.observed_generation = generation;
     }
 }
 
