@@ -851,7 +851,12 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
                 labels.retain(|k, _| k == secrets::ROLE_LABEL);
             }
         });
-    let secret_stream = reflector::reflector(secret_writer, secret_watch).touched_objects();
+    let secret_stream = readiness
+        .track_initial_list(
+            crate::server::Watch::Secrets,
+            reflector::reflector(secret_writer, secret_watch),
+        )
+        .touched_objects();
     let (store, writer) = reflector::store();
     let ri_watch = watcher(ri_api, watcher::Config::default())
         .default_backoff()
@@ -861,7 +866,9 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
                 annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
             }
         });
-    let ri_stream = reflector::reflector(writer, ri_watch).applied_objects();
+    let ri_stream = readiness
+        .track_initial_list(crate::server::Watch::Objects, reflector::reflector(writer, ri_watch))
+        .applied_objects();
     let controller = Controller::for_stream(ri_stream, store.clone())
         .with_config(ControllerConfig::default().concurrency(config.concurrency));
 
@@ -882,15 +889,6 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
         config,
     });
 
-    {
-        let (store, secret_store, readiness) = (store.clone(), secret_store.clone(), readiness.clone());
-        tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() && secret_store.wait_until_ready().await.is_ok() {
-                readiness.ready();
-                tracing::info!("watches synced; ready");
-            }
-        });
-    }
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(elector) = &elector {
         let (lost, stop_tx) = (lost.clone(), stop_tx.clone());
