@@ -1,6 +1,6 @@
-//! Starts a local control plane (etcd + kube-apiserver on loopback, the same harness the tests
-//! use), prints `KUBECONFIG=<path>` once it is ready, and keeps it running until the process is
-//! stopped (its etcd and kube-apiserver die with it). Used by `scripts/demo.sh`.
+//! Starts a local control plane (etcd + kube-apiserver + kube-controller-manager on loopback, the
+//! same harness the tests use), prints `KUBECONFIG=<path>` once it is ready, and keeps it running
+//! until the process is stopped (its children die with it). Used by `scripts/demo.sh`.
 
 #[allow(dead_code)] // the demo uses only part of the test support
 #[path = "../tests/support/control_plane.rs"]

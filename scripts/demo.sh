@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The quick start, on a fresh machine: starts a local control plane (kube-apiserver + etcd), the
-# CDS simulator (with a real redis-server behind each instance) and the operator; applies a
-# password Secret and a RedisInstance; shows it reach Ready with its UUID, TaskId and endpoint;
-# connects to Redis through the connection Secret; deletes it; tears everything down.
+# The quick start, on a fresh machine: starts a local control plane (kube-apiserver + etcd, and
+# kube-controller-manager for garbage collection and namespace deletion), the CDS simulator (with
+# a real redis-server behind each instance) and the operator; applies a password Secret and a
+# RedisInstance; shows it reach Ready with its UUID, TaskId and endpoint; connects to Redis
+# through the connection Secret; deletes it (its Secrets go with it); tears everything down.
 #
 #   scripts/demo.sh          run the demo and clean up
 #   scripts/demo.sh --keep   leave everything running and print the KUBECONFIG to use (Ctrl-C ends)
@@ -30,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "Starting kube-apiserver and etcd on loopback"
+step "Starting kube-apiserver, etcd and kube-controller-manager on loopback"
 target/debug/examples/control_plane >"$WORK/control-plane.out" 2>"$WORK/control-plane.log" &
 PIDS+=($!)
 for _ in $(seq 1 240); do
@@ -105,4 +106,14 @@ step "Deleting the RedisInstance: the operator deletes the cloud instance, then 
 LEFT=$(python3 -c "import json,urllib.request; print(len(json.load(urllib.request.urlopen('http://127.0.0.1:$SIM_PORT/admin/instances'))['instances']))")
 echo "    cloud instances left in the simulator: $LEFT"
 [ "$LEFT" = 0 ]
+# kube-controller-manager's garbage collector deletes what the object owned.
+owned_left() {
+  "$KUBECTL" get secret -n demo --ignore-not-found -o name cache-app-connection cache-app-cdsredis-password
+}
+for _ in $(seq 1 120); do [ -z "$(owned_left)" ] && break; sleep 0.5; done
+if [ -n "$(owned_left)" ]; then
+  echo "    still there after 60s: $(owned_left | tr '\n' ' ')(is kube-controller-manager running? logs in $WORK)"
+  exit 1
+fi
+echo "    its connection Secret and password record were garbage-collected with it"
 step "Demo finished"

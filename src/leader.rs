@@ -282,7 +282,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_fence_closes_when_the_lease_was_not_renewed_in_time() {
-        assert!(Leadership::unconditional().check().is_ok(), "no election: always acting");
+        assert!(
+            Leadership::unconditional().check().is_ok(),
+            "no election: always acting"
+        );
         let fence = Leadership::elected();
         assert!(fence.check().is_err(), "not acting before the lease is taken");
         fence.extend_to(Instant::now() + Duration::from_millis(50));

@@ -37,11 +37,18 @@ async fn a_create_the_cloud_rejects_is_sent_once_until_the_object_or_its_secret_
     let o = e.wait_reason("bad", "Synced", "CloudRejected").await;
     assert_eq!(stalled(&o).as_deref(), Some("CloudRejected"));
     assert_eq!(status(&o).phase, Some(Phase::Failed));
-    assert!(status(&o).create_attempt.is_none(), "a rejected create leaves no intent");
+    assert!(
+        status(&o).create_attempt.is_none(),
+        "a rejected create leaves no intent"
+    );
     assert!(conditions_message(&o, "Synced").contains("InvalidParameter"));
     // Our own status writes must not trigger another create.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    assert_eq!(e.admin.calls_total("CreateDBInstance").await, 1, "one create, not a loop");
+    assert_eq!(
+        e.admin.calls_total("CreateDBInstance").await,
+        1,
+        "one create, not a loop"
+    );
     assert_eq!(creating_events(&e, "bad").await, 1);
     // A change of a referenced Secret is a new input: exactly one more attempt.
     e.secret("pw", &[("password", "another-password-DO-NOT-LEAK")]).await;
@@ -85,7 +92,10 @@ async fn one_cloud_instance_is_never_shared_by_two_objects() {
     e.wait_gone("third").await;
     assert_eq!(e.admin.calls_total("DeleteDBInstance").await, 0);
     assert_eq!(e.admin.instances().await.len(), 1);
-    assert_eq!(cond_status(&e.wait_ready("first").await, "Ready").as_deref(), Some("True"));
+    assert_eq!(
+        cond_status(&e.wait_ready("first").await, "Ready").as_deref(),
+        Some("True")
+    );
     e.delete("first").await;
     e.wait_gone("first").await;
     assert!(e.admin.instances().await.is_empty());
@@ -112,10 +122,18 @@ async fn a_secret_someone_else_made_is_never_written() {
     assert_eq!(cond_status(&o, "Ready").as_deref(), Some("False"));
     for name in ["conn", "cache-cdsredis-password"] {
         let s: Secret = e.secrets.get(name).await.unwrap();
-        assert!(s.owner_references().is_empty(), "{name} got an owner: {:?}", s.owner_references());
+        assert!(
+            s.owner_references().is_empty(),
+            "{name} got an owner: {:?}",
+            s.owner_references()
+        );
     }
     let after: Secret = e.secrets.get("conn").await.unwrap();
-    assert_eq!(before.resource_version(), after.resource_version(), "the user's Secret was written");
+    assert_eq!(
+        before.resource_version(),
+        after.resource_version(),
+        "the user's Secret was written"
+    );
     // The password record is the operator's own, named after the object's UID.
     let record: Secret = e
         .secrets
@@ -150,7 +168,10 @@ async fn deleting_the_account_secret_first_still_deletes_the_instance() {
     // As a namespace or Argo CD app deletion may do: the Secret goes first.
     e.secrets.delete("creds", &DeleteParams::default()).await.unwrap();
     let held: Secret = e.secrets.get("creds").await.unwrap();
-    assert!(held.metadata.deletion_timestamp.is_some(), "held by the in-use finalizer");
+    assert!(
+        held.metadata.deletion_timestamp.is_some(),
+        "held by the in-use finalizer"
+    );
     e.delete("acct").await;
     e.wait_gone("acct").await;
     assert!(e.admin.instances().await.is_empty(), "the instance was deleted");
@@ -246,7 +267,11 @@ async fn a_leader_frozen_past_its_lease_stops_before_acting_again() {
     let mut b = e.operator_with(vec!["--identity", "replica-b", "--leader-election-id", "lease"], vec![]);
     let pid = a.pid().unwrap().to_string();
     let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill {sig}");
     };
     // Frozen past the 15 s lease: b takes over and acts.
@@ -255,7 +280,10 @@ async fn a_leader_frozen_past_its_lease_stops_before_acting_again() {
     e.create("during", spec(json!({}))).await;
     e.wait_ready("during").await;
     assert!(b.logs().contains("became leader"));
-    eprintln!("takeover: an object became Ready {:?} after the leader froze", frozen.elapsed());
+    eprintln!(
+        "takeover: an object became Ready {:?} after the leader froze",
+        frozen.elapsed()
+    );
     let creates = e.admin.calls_total("CreateDBInstance").await;
     // Woken up, a finds its lease lapsed on its own clock and stops without a write.
     signal("-CONT");

@@ -2,13 +2,14 @@
 //! and Secrets metadata-only), and the controller that drives [`super::reconcile`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 
 use super::accounts::Accounts;
@@ -111,7 +112,6 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
     ));
     // Fail early on unreadable operator credentials (absent ones are fine: objects may bring their own).
     config.cds.credentials().map_err(RunError::Credentials)?;
-
     let identity = config.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .unwrap_or_default()
@@ -119,24 +119,13 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
             .to_owned();
         format!("{host}-{}", std::process::id())
     });
-    let elector = config.leader_election.then(|| {
-        LeaderElector::new(
-            client.clone(),
-            LeaseConfig {
-                name: config.leader_election_id.clone(),
-                namespace: config.leader_election_namespace.clone(),
-                identity: identity.clone(),
-                lease_duration: Duration::from_secs(15),
-                retry_period: Duration::from_secs(2),
-            },
-        )
-    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signal_tx = stop_tx.clone();
     tokio::spawn(async move {
         crate::shutdown_signal().await;
         let _ = signal_tx.send(true);
     });
+    let elector = config.leader_election.then(|| elector(&client, &config, &identity));
     if let Some(elector) = &elector {
         readiness.standby();
         let mut stop = stop_rx.clone();
@@ -147,16 +136,70 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
     }
     metrics.set_leader(true);
     readiness.syncing();
+    let lost = Arc::new(AtomicBool::new(false));
+    if let Some(elector) = elector.clone() {
+        // Holding the lease; on losing it the controller stops (the fence already did).
+        let (lost, stop_tx) = (lost.clone(), stop_tx.clone());
+        tokio::spawn(async move {
+            elector.hold().await;
+            lost.store(true, Ordering::SeqCst);
+            let _ = stop_tx.send(true);
+        });
+    }
+    let leadership = elector
+        .as_ref()
+        .map_or_else(Leadership::unconditional, LeaderElector::leadership);
+    control(client, config, identity, metrics, readiness, leadership, stop_rx).await;
+    server.abort();
+    if lost.load(Ordering::SeqCst) {
+        return Err(RunError::LostLease);
+    }
+    if let Some(elector) = &elector {
+        elector.release().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
 
-    // Secrets are watched metadata-only: their data is fetched on demand (see `secrets`).
-    let (ri_api, secret_api): (Api<RedisInstance>, Api<PartialObjectMeta<Secret>>) = match &config.watch_namespace {
+fn elector(client: &kube::Client, config: &RunConfig, identity: &str) -> LeaderElector {
+    LeaderElector::new(
+        client.clone(),
+        LeaseConfig {
+            name: config.leader_election_id.clone(),
+            namespace: config.leader_election_namespace.clone(),
+            identity: identity.to_owned(),
+            lease_duration: Duration::from_secs(15),
+            retry_period: Duration::from_secs(2),
+        },
+    )
+}
+
+/// The watches: objects (feeding the claim index and readiness) and Secrets, metadata-only.
+struct Watches<O, S> {
+    objects: Store<RedisInstance>,
+    object_events: O,
+    secrets: Store<PartialObjectMeta<Secret>>,
+    secret_events: S,
+    claims: Arc<Claims>,
+}
+
+fn watches(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    readiness: &Arc<Readiness>,
+) -> Watches<
+    impl futures::Stream<Item = Result<RedisInstance, watcher::Error>> + Send + 'static,
+    impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static,
+> {
+    let (ri_api, secret_api): (Api<RedisInstance>, Api<PartialObjectMeta<Secret>>) = match namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     // The caches keep only what the operator reads: no managedFields; of a Secret's metadata only
-    // its name, version, owners and role label (a `kubectl apply`'d Secret carries its data in
-    // the last-applied-configuration annotation); of an object, no last-applied-configuration.
-    let (secret_store, secret_writer) = reflector::store();
+    // its name, version, owners, finalizers and role label (a `kubectl apply`'d Secret carries
+    // its data in the last-applied-configuration annotation); of an object, no
+    // last-applied-configuration.
+    let (secrets, secret_writer) = reflector::store();
     let secret_watch = watcher(secret_api, watcher::Config::default())
         .default_backoff()
         .modify(|s: &mut PartialObjectMeta<Secret>| {
@@ -166,8 +209,13 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
                 labels.retain(|k, _| k == secrets::ROLE_LABEL);
             }
         });
-    let secret_stream = reflector::reflector(secret_writer, secret_watch).touched_objects();
-    let (store, writer) = reflector::store();
+    let secret_events = readiness
+        .track_initial_list(
+            crate::server::Watch::Secrets,
+            reflector::reflector(secret_writer, secret_watch),
+        )
+        .touched_objects();
+    let (objects, writer) = reflector::store();
     let ri_watch = watcher(ri_api, watcher::Config::default())
         .default_backoff()
         .modify(|o: &mut RedisInstance| {
@@ -179,19 +227,35 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
     // The claim index follows every event, deletions and relists included.
     let claims = Arc::new(Claims::default());
     let claims_of_watch = claims.clone();
-    let ri_stream = reflector::reflector(writer, ri_watch)
+    let object_events = readiness
+        .track_initial_list(crate::server::Watch::Objects, reflector::reflector(writer, ri_watch))
         .inspect(move |event| {
             if let Ok(event) = event {
                 claims_of_watch.observe(event);
             }
         })
         .applied_objects();
-    let controller = Controller::for_stream(ri_stream, store.clone())
-        .with_config(ControllerConfig::default().concurrency(config.concurrency));
+    Watches {
+        objects,
+        object_events,
+        secrets,
+        secret_events,
+        claims,
+    }
+}
 
-    let leadership = elector
-        .as_ref()
-        .map_or_else(Leadership::unconditional, LeaderElector::leadership);
+/// Runs the controller until `stop` says so.
+async fn control(
+    client: kube::Client,
+    config: RunConfig,
+    identity: String,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    leadership: Leadership,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let w = watches(&client, config.watch_namespace.as_deref(), &readiness);
+    let concurrency = config.concurrency;
     let accounts = Accounts::new(
         config.cds.client_config(),
         config.cds.rate_limiter(),
@@ -202,14 +266,14 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
         client.clone(),
         config,
         accounts,
-        SecretReader::new(client.clone(), secret_store.clone()),
-        EventPublisher::new(client.clone(), "cds-redis-operator", identity),
-        metrics.clone(),
-        store.clone(),
-        claims,
+        SecretReader::new(client.clone(), w.secrets),
+        EventPublisher::new(client, "cds-redis-operator", identity),
+        metrics,
+        w.objects.clone(),
+        w.claims,
         leadership,
     ));
-    {
+    let housekeeping = {
         // Objects deleted without a finalizer (ObserveOnly) are never reconciled again.
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -217,33 +281,13 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 ctx.forget_missing();
             }
-        });
-    }
-
-    {
-        let (store, secret_store, readiness) = (store.clone(), secret_store.clone(), readiness.clone());
-        tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() && secret_store.wait_until_ready().await.is_ok() {
-                readiness.ready();
-                tracing::info!("watches synced; ready");
-            }
-        });
-    }
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Some(elector) = &elector {
-        let (lost, stop_tx) = (lost.clone(), stop_tx.clone());
-        let elector = elector.clone();
-        tokio::spawn(async move {
-            elector.hold().await;
-            lost.store(true, std::sync::atomic::Ordering::SeqCst);
-            let _ = stop_tx.send(true);
-        });
-    }
-    let mut stop = stop_rx.clone();
-    let mapper_store = store.clone();
+        })
+    };
+    let mapper_store = w.objects.clone();
     tracing::info!("starting the RedisInstance controller");
-    controller
-        .watches_stream(secret_stream, move |secret| {
+    Controller::for_stream(w.object_events, w.objects)
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .watches_stream(w.secret_events, move |secret| {
             secrets::referencing(&secret, &mapper_store)
         })
         .graceful_shutdown_on(async move {
@@ -256,13 +300,5 @@ pub async fn run_with_client(client: kube::Client, config: RunConfig) -> Result<
             }
         })
         .await;
-    server.abort();
-    if lost.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(RunError::LostLease);
-    }
-    if let Some(elector) = &elector {
-        elector.release().await;
-    }
-    tracing::info!("stopped");
-    Ok(())
+    housekeeping.abort();
 }

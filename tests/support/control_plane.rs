@@ -1,5 +1,7 @@
 //! A real Kubernetes control plane for tests: etcd + kube-apiserver on free loopback ports, with
-//! TLS, RBAC, service-account token signing and an audit log (envtest-style, no Docker).
+//! TLS, RBAC, service-account token signing and an audit log, and kube-controller-manager running
+//! the garbage collector, namespace deletion and the service-account token controller
+//! (envtest-style, no Docker; no kubelet, so no Pod ever runs).
 //!
 //! One control plane per test binary, started on first use. Its processes belong to a keeper
 //! thread that lives as long as the test process and are started with `PR_SET_PDEATHSIG`, so they
@@ -28,7 +30,7 @@ use rcgen::{
 pub struct ControlPlane {
     /// Working directory (certs, data, logs, kubeconfig).
     pub dir: PathBuf,
-    /// The directory of kube-apiserver, etcd, kubectl (and helm).
+    /// The directory of kube-apiserver, kube-controller-manager, etcd, kubectl (and helm).
     pub assets: PathBuf,
     /// `https://127.0.0.1:PORT`.
     pub server: String,
@@ -36,6 +38,8 @@ pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     /// PEM of the cluster CA.
     pub ca_pem: String,
+    /// Process id of kube-apiserver (a test may SIGSTOP it to freeze the control plane).
+    pub apiserver_pid: u32,
 }
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -76,7 +80,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn has_assets(dir: &Path) -> bool {
-    ["kube-apiserver", "etcd", "kubectl"]
+    ["kube-apiserver", "kube-controller-manager", "etcd", "kubectl"]
         .iter()
         .all(|b| dir.join(b).exists())
 }
@@ -151,8 +155,24 @@ struct Pki {
     serving_key: String,
     admin_cert: String,
     admin_key: String,
+    controller_manager_cert: String,
+    controller_manager_key: String,
     sa_key: String,
     sa_pub: String,
+}
+
+/// A client certificate for `user` in `system:masters`.
+fn client_cert(issuer: &rcgen::Issuer<'_, KeyPair>, user: &str) -> Result<(String, String), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec![])?;
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, user);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 fn pki() -> Result<Pki, rcgen::Error> {
@@ -179,23 +199,21 @@ fn pki() -> Result<Pki, rcgen::Error> {
     serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let serving_cert = serving.signed_by(&serving_key, &issuer)?;
 
-    let admin_key = KeyPair::generate()?;
-    let mut admin = CertificateParams::new(vec![])?;
-    admin.distinguished_name = DistinguishedName::new();
-    admin.distinguished_name.push(DnType::CommonName, "test-admin");
-    admin
-        .distinguished_name
-        .push(DnType::OrganizationName, "system:masters");
-    admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let admin_cert = admin.signed_by(&admin_key, &issuer)?;
+    let (admin_cert, admin_key) = client_cert(&issuer, "test-admin")?;
+    // Its own name, so the audit log tells its requests apart; `system:masters`, because with
+    // --use-service-account-credentials=false every controller acts as this user, and the
+    // garbage collector and namespace deletion must be able to delete any kind.
+    let (controller_manager_cert, controller_manager_key) = client_cert(&issuer, "system:kube-controller-manager")?;
 
     let sa_key = KeyPair::generate()?;
     Ok(Pki {
         ca_pem: ca_cert.pem(),
         serving_cert: serving_cert.pem(),
         serving_key: serving_key.serialize_pem(),
-        admin_cert: admin_cert.pem(),
-        admin_key: admin_key.serialize_pem(),
+        admin_cert,
+        admin_key,
+        controller_manager_cert,
+        controller_manager_key,
         sa_key: sa_key.serialize_pem(),
         sa_pub: sa_key.public_key_pem(),
     })
@@ -288,29 +306,33 @@ fn start(children: &mut Vec<Child>) -> Result<ControlPlane, String> {
         "--allow-privileged=false".into(),
         "--v=1".into(),
     ];
-    children.push(spawn(
+    let apiserver = spawn(
         &assets.join("kube-apiserver"),
         &api_args,
         &dir.join("kube-apiserver.log"),
-    )?);
+    )?;
+    let apiserver_pid = apiserver.id();
+    children.push(apiserver);
+    // The log of each child, in the order of `children`.
+    let mut logs = vec!["etcd.log", "kube-apiserver.log"];
 
-    let user = format!(
-        "    client-certificate-data: {}\n    client-key-data: {}\n",
-        b64(&pki.admin_cert),
-        b64(&pki.admin_key)
-    );
+    let cert_user = |cert: &str, key: &str| {
+        format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(cert),
+            b64(key)
+        )
+    };
     let kubeconfig = dir.join("kubeconfig");
-    write(&kubeconfig, &kubeconfig_yaml(&server, &pki.ca_pem, &user))?;
+    write(
+        &kubeconfig,
+        &kubeconfig_yaml(&server, &pki.ca_pem, &cert_user(&pki.admin_cert, &pki.admin_key)),
+    )?;
 
     // Ready when /readyz says ok and the default namespace can be read.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        for (i, c) in children.iter_mut().enumerate() {
-            if let Ok(Some(status)) = c.try_wait() {
-                let log = if i == 0 { "etcd.log" } else { "kube-apiserver.log" };
-                return Err(format!("{log} process exited ({status}):\n{}", tail(&dir.join(log))));
-            }
-        }
+        exited(children, &logs, &dir)?;
         let ok = Command::new(assets.join("kubectl"))
             .env("KUBECONFIG", &kubeconfig)
             .args(["get", "--raw=/readyz"])
@@ -332,10 +354,78 @@ fn start(children: &mut Vec<Child>) -> Result<ControlPlane, String> {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
+    let apiserver_ready = started.elapsed();
+
+    // The CRD before the controller-manager: its garbage collector discovers resource kinds at
+    // start and then only every 30 s, and until it watches RedisInstances, the dependents of a
+    // deleted one wait for that resync (40 s measured), where a cluster whose CRD is older
+    // than its controller-manager's last resync takes well under a second. Applied as
+    // `install_crd` applies it (same field manager), which then finds it in place.
+    let crd = repo_root().join("crds/redisinstances.cds.capitalonline.net.yaml");
+    let crd = crd.display().to_string();
+    kubectl(
+        &assets,
+        &kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=cds-redis-operator-tests",
+            "--force-conflicts",
+            "-f",
+            &crd,
+        ],
+        None,
+    )?;
+    kubectl(
+        &assets,
+        &kubeconfig,
+        &["wait", "--for=condition=Established", "--timeout=60s", "-f", &crd],
+        None,
+    )?;
+
+    // kube-controller-manager: without it nothing is garbage-collected and a deleted namespace
+    // stays Terminating forever. Only the controllers that need neither nodes nor a cloud, and
+    // of those only what tests exercise: the garbage collector (ownerReferences), namespace
+    // deletion, and the token controller (service-account token Secrets).
+    let kcm_kubeconfig = dir.join("kube-controller-manager.kubeconfig");
+    write(
+        &kcm_kubeconfig,
+        &kubeconfig_yaml(
+            &server,
+            &pki.ca_pem,
+            &cert_user(&pki.controller_manager_cert, &pki.controller_manager_key),
+        ),
+    )?;
+    let kcm_port = free_port();
+    let kcm_args: Vec<String> = vec![
+        format!("--kubeconfig={}", kcm_kubeconfig.display()),
+        "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-token-controller".into(),
+        // Every controller acts as the controller-manager's own (system:masters) identity
+        // instead of minting a token per controller.
+        "--use-service-account-credentials=false".into(),
+        "--leader-elect=false".into(),
+        format!("--service-account-private-key-file={}", d("sa.key")),
+        format!("--root-ca-file={}", d("ca.crt")),
+        // Its secure port (/healthz, /metrics) on a free loopback port, not the default 10257
+        // that the control planes of parallel test binaries would fight over.
+        "--bind-address=127.0.0.1".into(),
+        format!("--secure-port={kcm_port}"),
+        format!("--cert-dir={}", d("kcm-certs")),
+        "--v=2".into(),
+    ];
+    children.push(spawn(
+        &assets.join("kube-controller-manager"),
+        &kcm_args,
+        &dir.join("kube-controller-manager.log"),
+    )?);
+    logs.push("kube-controller-manager.log");
+    wait_for_controller_manager(&assets, &kubeconfig, children, &logs, &dir)?;
+
     let _ = writeln!(
         std::io::stderr(),
-        "test control plane ready at {server} in {:.1}s ({})",
+        "test control plane ready at {server} in {:.1}s (kube-apiserver {:.1}s, then kube-controller-manager) ({})",
         started.elapsed().as_secs_f64(),
+        apiserver_ready.as_secs_f64(),
         dir.display()
     );
     Ok(ControlPlane {
@@ -344,7 +434,97 @@ fn start(children: &mut Vec<Child>) -> Result<ControlPlane, String> {
         server,
         kubeconfig,
         ca_pem: pki.ca_pem,
+        apiserver_pid,
     })
+}
+
+/// Runs kubectl with `kubeconfig`, feeding it `stdin`; its stdout, or its stderr as the error.
+fn kubectl(assets: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    let mut child = Command::new(assets.join("kubectl"))
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    let mut input = child.stdin.take().expect("piped stdin");
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .map_err(|e| e.to_string())?;
+    drop(input);
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// An error with the log of the first child that exited, if one did.
+fn exited(children: &mut [Child], logs: &[&str], dir: &Path) -> Result<(), String> {
+    for (c, log) in children.iter_mut().zip(logs) {
+        if let Ok(Some(status)) = c.try_wait() {
+            return Err(format!(
+                "{log}: the process exited ({status}):\n{}",
+                tail(&dir.join(log))
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Waits until kube-controller-manager really works: a dependent ConfigMap is garbage-collected
+/// after its owner is deleted.
+fn wait_for_controller_manager(
+    assets: &Path,
+    kubeconfig: &Path,
+    children: &mut [Child],
+    logs: &[&str],
+    dir: &Path,
+) -> Result<(), String> {
+    let kubectl = |args: &[&str], stdin: Option<&str>| kubectl(assets, kubeconfig, args, stdin);
+    let ns = "kube-controller-manager-probe";
+    kubectl(&["create", "namespace", ns], None)?;
+    let owner_uid = kubectl(
+        &[
+            "create",
+            "configmap",
+            "owner",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+        None,
+    )?;
+    let dependent = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "dependent", "namespace": ns, "ownerReferences": [
+            { "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner_uid }
+        ] },
+    });
+    kubectl(&["create", "-f", "-"], Some(&dependent.to_string()))?;
+    kubectl(&["delete", "configmap", "owner", "-n", ns, "--wait=false"], None)?;
+    // The garbage collector first waits for its informers to sync (under 2 s here).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !kubectl(&["get", "configmap", "dependent", "-n", ns], None).is_err_and(|e| e.contains("NotFound")) {
+        exited(children, logs, dir)?;
+        if Instant::now() > deadline {
+            return Err(format!(
+                "kube-controller-manager is not working: the dependent ConfigMap was not garbage-collected within 120s:\n{}",
+                tail(&dir.join("kube-controller-manager.log"))
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Not waited for: a namespace takes 4-5 s to finish here (the namespace controller lists
+    // and empties every resource kind), which each test binary would pay; the tests that
+    // delete namespaces show that it finishes.
+    kubectl(&["delete", "namespace", ns, "--wait=false"], None).map(drop)
 }
 
 impl ControlPlane {
@@ -397,7 +577,8 @@ impl ControlPlane {
         self.dir.join("audit.log")
     }
 
-    /// Installs the CRD from `crds/` (server-side apply) and waits until it is Established.
+    /// Installs the CRD from `crds/` (server-side apply) and waits until it is Established (the
+    /// control plane starts with it installed; this applies it again, in case a test changed it).
     pub async fn install_crd(&self, client: &kube::Client) {
         let text = std::fs::read_to_string(repo_root().join("crds/redisinstances.cds.capitalonline.net.yaml"))
             .expect("read crds/");
@@ -423,8 +604,8 @@ impl ControlPlane {
     }
 }
 
-/// A namespace with a unique name (namespaces never finish terminating without a
-/// controller-manager, so tests never reuse one).
+/// A namespace with a unique name (a deleted namespace takes a while to finish terminating, so
+/// tests never reuse one).
 pub async fn unique_namespace(client: &kube::Client, prefix: &str) -> String {
     use k8s_openapi::api::core::v1::Namespace;
     let name = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);

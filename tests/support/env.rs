@@ -242,4 +242,3 @@ pub async fn precreate(e: &Env, name: &str) -> String {
     let req = sim::create_request(name, PASSWORD);
     c.create_instance(&req).await.unwrap().instance_uuid
 }
-

@@ -65,7 +65,11 @@ impl Operator {
         ));
         let out = std::fs::File::create(&log).unwrap();
         let metrics = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cds-redis-operator"));
+        // CDS_OPERATOR_BIN runs the tests against another build (e.g. an older commit, to show
+        // that a new test fails there); by default, the binary of this build.
+        let bin =
+            std::env::var_os("CDS_OPERATOR_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_cds-redis-operator").into());
+        let mut cmd = Command::new(bin);
         // Test defaults, unless the test sets the flag itself.
         let mut args: Vec<String> = opts.args.clone();
         for (flag, value) in [
