@@ -182,7 +182,11 @@ async fn deleting_a_namespace_with_objects_and_their_secrets_finishes_after_dele
         .map(|s| s.name_any())
         .collect();
     let records = uids.iter().map(|u| format!("cdsredis-password-{u}"));
-    for name in ["pw", "creds", "a-conn", "b-conn"].map(str::to_owned).into_iter().chain(records) {
+    for name in ["pw", "creds", "a-conn", "b-conn"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(records)
+    {
         assert!(secret_names.contains(&name), "{name} in {secret_names:?}");
     }
     assert_eq!(admin.instances().await.len(), 2);

@@ -1,0 +1,142 @@
+//! Unit tests of `wire`.
+
+use super::*;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cds");
+
+fn fixture(name: &str) -> Envelope {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn regions_fixture_parses() {
+    let env = fixture("describe-regins.json");
+    assert_eq!(env.code, SUCCESS);
+    let regions: Vec<Region> = env.data_as_list().unwrap();
+    assert_eq!(regions.len(), 25);
+    assert_eq!(regions.iter().filter(|r| !r.on_sale()).count(), 3);
+    assert!(regions.iter().any(|r| r.region_id == "CN_Beijing_A" && r.on_sale()));
+}
+
+#[test]
+fn catalogue_fixture_parses() {
+    let cfg: DbConfig = fixture("describe-available-db-config.CN_Beijing_A.json")
+        .data_as()
+        .unwrap();
+    let versions: Vec<_> = cfg.products.iter().map(|p| p.version.as_str()).collect();
+    for v in ["2.8", "4.0", "5.0"] {
+        assert!(versions.contains(&v), "{versions:?}");
+    }
+    let specs: Vec<&CpuRam> = cfg
+        .products
+        .iter()
+        .flat_map(|p| &p.architectures)
+        .flat_map(|a| &a.compute_roles)
+        .flat_map(|r| &r.standards.cpu_ram)
+        .collect();
+    assert!(specs.iter().any(|s| s.paas_goods_id == Some(12467) && s.ram == Some(4)));
+    assert!(specs.iter().all(|s| s.paas_goods_id.is_some() && s.ram.is_some()));
+}
+
+#[test]
+fn instances_fixture_parses() {
+    let list: Vec<Instance> = fixture("describe-db-instances.json").data_as_list().unwrap();
+    assert_eq!(list.len(), 1);
+    let i = &list[0];
+    assert_eq!(i.instance_uuid, "86b9ded8-3f11-4bea-9232-a571a6de0fbf");
+    assert_eq!(i.status, STATUS_RUNNING);
+    assert_eq!(i.ram, Some(4096));
+    assert_eq!(i.port, Some(9736));
+    assert_eq!(i.ip, "10.240.17.13");
+    assert_eq!(i.master_info, Value::String(String::new()));
+}
+
+#[test]
+fn a_summary_reads_the_same_fields_as_the_full_instance() {
+    let env = fixture("describe-db-instances.json");
+    let full: Vec<Instance> = env.data_as_list().unwrap();
+    let summary: Vec<InstanceSummary> = env.data_as_list().unwrap();
+    assert_eq!(summary.len(), full.len());
+    assert_eq!(summary[0], InstanceSummary::from(full[0].clone()));
+    assert_eq!(summary[0].status, STATUS_RUNNING);
+    assert!(!summary[0].ip.is_empty() && summary[0].port.is_some());
+}
+
+#[test]
+fn loose_types_parse() {
+    let i: Instance =
+        serde_json::from_str(r#"{"InstanceUuid":"u","Port":"9736","Ram":null,"Tags":null,"Status":null}"#).unwrap();
+    assert_eq!(i.port, Some(9736));
+    assert_eq!(i.ram, None);
+    assert!(i.tags.is_empty());
+    assert_eq!(i.status, "");
+    let b: Backup = serde_json::from_str(r#"{"BackupSize":"1024","BackupId":7}"#).unwrap();
+    assert_eq!(b.backup_size, Some(1024));
+    assert_eq!(b.backup_id, "7");
+    let env: Envelope = serde_json::from_str(r#"{"Code":"Success","Message":"succes","Data":""}"#).unwrap();
+    assert!(env.data_as_list::<Instance>().unwrap().is_empty());
+    assert_eq!(
+        env.data_as::<CreateInstanceData>().unwrap(),
+        CreateInstanceData::default()
+    );
+}
+
+#[test]
+fn task_id_is_read_from_top_level_or_data() {
+    let top: Envelope =
+        serde_json::from_str(r#"{"Code":"Success","Data":{"InstancesUuid":["a"]},"TaskId":"7424648"}"#).unwrap();
+    assert_eq!(top.task_id().as_deref(), Some("7424648"));
+    let inner: Envelope =
+        serde_json::from_str(r#"{"Code":"Success","Data":{"InstancesUuid":["a"],"TaskId":7424649}}"#).unwrap();
+    assert_eq!(inner.task_id().as_deref(), Some("7424649"));
+    assert_eq!(inner.data_as::<CreateInstanceData>().unwrap().instances_uuid, ["a"]);
+    let none: Envelope = serde_json::from_str(r#"{"Code":"Success","Data":[]}"#).unwrap();
+    assert_eq!(none.task_id(), None);
+}
+
+#[test]
+fn empty_payloads_in_every_spelling() {
+    for data in ["null", "\"\"", "{}", "{ }", "[]"] {
+        let env: Envelope = serde_json::from_str(&format!(r#"{{"Code":"Success","Data":{data}}}"#)).unwrap();
+        assert!(env.data_as_list::<Instance>().unwrap().is_empty(), "{data}");
+        assert_eq!(
+            env.data_as::<CreateInstanceData>().unwrap(),
+            CreateInstanceData::default(),
+            "{data}"
+        );
+    }
+    let missing: Envelope = serde_json::from_str(r#"{"Code":"Success"}"#).unwrap();
+    assert!(missing.data_as_list::<Instance>().unwrap().is_empty());
+    // The simulator's side: a payload serialises back as it was given.
+    let env = Envelope::success(serde_json::json!({"InstancesUuid": ["u"]}), "t");
+    let text = serde_json::to_string(&env).unwrap();
+    assert!(text.contains(r#""Data":{"InstancesUuid":["u"]}"#), "{text}");
+}
+
+#[test]
+fn create_request_debug_hides_password() {
+    let r = CreateInstanceRequest {
+        password: "hunter2-secret".into(),
+        ..Default::default()
+    };
+    assert!(!format!("{r:?}").contains("hunter2"));
+    // The wire form does carry it, as a JSON number for PaasGoodsId.
+    let json = serde_json::to_value(CreateInstanceRequest {
+        paas_goods_id: Some(12467),
+        ..r
+    })
+    .unwrap();
+    assert_eq!(json["PaasGoodsId"], 12467);
+    assert_eq!(json["Password"], "hunter2-secret");
+}
+
+#[test]
+fn service_ports_follow_the_clouds_rule() {
+    for ok in [1024, 6379, i64::from(DEFAULT_SERVICE_PORT), 9101, 16380, 65535] {
+        assert!(service_port_allowed(ok), "{ok}");
+    }
+    for refused in [-1, 0, 80, 1023, 9100, 9121, 9122, 16379, 65536, i64::MAX] {
+        assert!(!service_port_allowed(refused), "{refused}");
+    }
+}
