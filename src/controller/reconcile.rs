@@ -80,7 +80,10 @@ async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, 
             ctx.forget(obj);
             Ok(Action::await_change())
         }
-        Ok(Progress::AwaitChange | Progress::Unchanged) => Ok(Action::await_change()),
+        // The watch event of the write brings the next reconcile; the requeue is a safety net
+        // for a cache that showed the write's effect late.
+        Ok(Progress::AwaitChange) => Ok(Action::requeue(ctx.config.busy_poll_interval)),
+        Ok(Progress::Unchanged) => Ok(Action::await_change()),
         Ok(Progress::Report { outcome, after }) => {
             status::conclude(&mut st, deleting, outcome.outcome(), generation, &now);
             report(obj, ctx, &mut writes, &old, &st, &now).await?;
