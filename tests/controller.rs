@@ -533,10 +533,10 @@ async fn rotated_operator_credentials_in_a_mounted_directory_take_effect_without
 async fn a_standby_takes_over_when_the_leader_dies_and_never_acts_before() {
     let e = env("leader", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
-    let mut a = e.operator_with(vec!["--identity", "replica-a", "--leader-election-id", "lease"], vec![]);
+    let mut a = e.replica("replica-a");
     e.create("before", spec(json!({}))).await;
     e.wait_ready("before").await;
-    let mut b = e.operator_with(vec!["--identity", "replica-b", "--leader-election-id", "lease"], vec![]);
+    let mut b = e.replica("replica-b");
     // b is a standby: ready, not leading, reconciling nothing.
     eventually("b serves metrics", || async { !b.metrics_text().await.is_empty() }).await;
     assert!(b.metrics_text().await.contains("cds_redis_leader 0"));

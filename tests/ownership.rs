@@ -261,10 +261,10 @@ async fn the_deletion_policy_in_force_at_creation_survives_a_new_operator_defaul
 async fn a_leader_frozen_past_its_lease_stops_before_acting_again() {
     let e = env("frozen", fast_sim()).await;
     e.secret("pw", &[("password", PASSWORD)]).await;
-    let mut a = e.operator_with(vec!["--identity", "replica-a", "--leader-election-id", "lease"], vec![]);
+    let mut a = e.replica("replica-a");
     e.create("before", spec(json!({}))).await;
     e.wait_ready("before").await;
-    let mut b = e.operator_with(vec!["--identity", "replica-b", "--leader-election-id", "lease"], vec![]);
+    let mut b = e.replica("replica-b");
     let pid = a.pid().unwrap().to_string();
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")

@@ -58,6 +58,11 @@ impl Env {
         self.operator_with(vec![], vec![])
     }
 
+    /// A replica with leader election on the Lease `lease`, as `identity`.
+    pub fn replica(&self, identity: &str) -> Operator {
+        self.operator_with(vec!["--identity", identity, "--leader-election-id", "lease"], vec![])
+    }
+
     pub fn operator_with(&self, args: Vec<&str>, env: Vec<(&str, &str)>) -> Operator {
         let mut opts = OperatorOptions::new(&self.ns, self.sim.endpoint());
         opts.args = args.into_iter().map(str::to_owned).collect();
