@@ -11,7 +11,7 @@ use super::context::Context;
 use super::events::EventType;
 use super::observe;
 use super::plan::{Facts, Problem, Release, Step, Wait};
-use super::status;
+use super::status::{self, Outcome};
 use super::writes::ObjectWrites;
 use crate::cds::wire::{self, InstanceSummary};
 use crate::crd::{ManagementPolicy, Phase, RedisInstance, RedisInstanceStatus};
@@ -29,42 +29,11 @@ pub enum Progress {
     Unchanged,
     /// Report, then reconcile again after `after`.
     Report {
-        /// What to report.
-        outcome: Reported,
+        /// What to report (never a failure: those are errors).
+        outcome: Outcome<'static>,
         /// When to look again.
         after: Duration,
     },
-}
-
-/// A successful step's report (see [`status::Outcome`]).
-#[derive(Clone, Copy, Debug)]
-pub enum Reported {
-    /// Done; the connection Secret is in place (or not asked for) or not; the password Secret
-    /// changed or not.
-    Done {
-        /// The connection Secret is written, or not asked for.
-        connection_ok: bool,
-        /// The password Secret changed after the create.
-        password_out_of_sync: bool,
-    },
-    /// Waiting for the cloud.
-    Waiting,
-}
-
-impl Reported {
-    /// As the status module's outcome.
-    pub fn outcome(self) -> status::Outcome<'static> {
-        match self {
-            Self::Done {
-                connection_ok,
-                password_out_of_sync,
-            } => status::Outcome::Done {
-                connection_ok,
-                password_out_of_sync,
-            },
-            Self::Waiting => status::Outcome::Waiting,
-        }
-    }
 }
 
 /// Everything a step acts with.
@@ -176,7 +145,7 @@ impl Act<'_> {
             Wait::Deletion(_) | Wait::FreshListing => {}
         }
         Progress::Report {
-            outcome: Reported::Waiting,
+            outcome: Outcome::Waiting,
             after: self.busy(),
         }
     }
@@ -239,7 +208,7 @@ impl Act<'_> {
             self.busy()
         };
         Ok(Progress::Report {
-            outcome: Reported::Done {
+            outcome: Outcome::Done {
                 connection_ok,
                 password_out_of_sync,
             },
@@ -285,7 +254,7 @@ impl Act<'_> {
         }
         failpoint::hit("after-delete");
         Ok(Progress::Report {
-            outcome: Reported::Waiting,
+            outcome: Outcome::Waiting,
             after: self.busy(),
         })
     }

@@ -1,11 +1,11 @@
 //! The create protocol's act part (contract, Behaviour 1): resolve the offer, read and record
 //! the password, write the intent marker (conditionally), then call `CreateDBInstance` once.
 
-use super::act::{Act, Progress, Reported};
+use super::act::{Act, Progress};
 use super::claims::Claim;
 use super::events::EventType;
 use super::observe;
-use super::status;
+use super::status::{self, Outcome};
 use crate::cds::catalogue;
 use crate::cds::wire::CreateInstanceRequest;
 use crate::crd::{CreateAttempt, Phase};
@@ -115,7 +115,7 @@ impl Act<'_> {
                 self.status.instance_uuid = Some(created.instance_uuid);
                 self.status.task_id = created.task_id;
                 Ok(Progress::Report {
-                    outcome: Reported::Done {
+                    outcome: Outcome::Done {
                         connection_ok: false,
                         password_out_of_sync: false,
                     },

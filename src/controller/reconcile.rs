@@ -85,7 +85,7 @@ async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, 
         Ok(Progress::AwaitChange) => Ok(Action::requeue(ctx.config.busy_poll_interval)),
         Ok(Progress::Unchanged) => Ok(Action::await_change()),
         Ok(Progress::Report { outcome, after }) => {
-            status::conclude(&mut st, deleting, outcome.outcome(), generation, &now);
+            status::conclude(&mut st, deleting, outcome, generation, &now);
             report(obj, ctx, &mut writes, &old, &st, &now).await?;
             Ok(Action::requeue(after))
         }
