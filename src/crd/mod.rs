@@ -160,6 +160,13 @@ pub struct RedisInstanceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
 
+    /// While true, deleting this object is refused at admission (by the `ValidatingAdmissionPolicy`
+    /// the chart and `deploy/` install), so a GitOps prune, a namespace deletion or a stray
+    /// `kubectl delete` cannot remove it or its cloud instance. To delete it, set this to false
+    /// first, then delete. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_protection: Option<bool>,
+
     /// Billing: use test-group billing (`TestGroupId`), passed through on create. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_group_id: Option<i64>,
@@ -263,6 +270,9 @@ pub struct SecretRef {
 
 /// What deleting the object does to its cloud instance.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+// Left out of the schema: kube puts an optional enum's type description over its field's, and
+// the fields say more (the default, the status meaning).
+#[schemars(description = "")]
 pub enum DeletionPolicy {
     /// Delete the cloud instance, then release the object.
     #[default]
@@ -273,6 +283,9 @@ pub enum DeletionPolicy {
 
 /// How much the operator may do to the cloud instance.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+// Left out of the schema: kube puts an optional enum's type description over its field's, and
+// the fields say more (the default, the status meaning).
+#[schemars(description = "")]
 pub enum ManagementPolicy {
     /// Create, observe and delete.
     #[default]
@@ -380,6 +393,9 @@ pub struct RejectedCreate {
 
 /// Lifecycle phase of a `RedisInstance`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+// Left out of the schema: kube puts an optional enum's type description over its field's, and
+// the fields say more (the default, the status meaning).
+#[schemars(description = "")]
 pub enum Phase {
     /// Nothing created yet (waiting for input or for the create to start).
     Pending,
@@ -403,10 +419,54 @@ impl RedisInstance {
 }
 
 /// The CRD as YAML, exactly what `cds-redis-operator crd` prints and `crds/` holds.
+///
+/// Its descriptions are flowing paragraphs: the line breaks of the doc comments they come from
+/// are joined, so `kubectl explain` wraps the text to the terminal instead of breaking it mid-sentence.
 pub fn crd_yaml() -> String {
-    let crd = RedisInstance::crd();
+    let mut crd = RedisInstance::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            let mut value = serde_json::to_value(&*schema).expect("a schema always serialises");
+            reflow_descriptions(&mut value);
+            *schema = serde_json::from_value(value).expect("reflowing keeps the schema valid");
+        }
+    }
     let yaml = serde_yaml::to_string(&crd).expect("a CRD always serialises to YAML");
     format!("---\n{yaml}")
+}
+
+/// Joins the lines of every paragraph of every `description` in a schema (paragraphs are
+/// separated by blank lines, which stay).
+fn reflow_descriptions(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    serde_json::Value::String(text) if key == "description" => *text = reflow(text),
+                    _ => reflow_descriptions(value),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(reflow_descriptions),
+        _ => {}
+    }
+}
+
+/// A text with its paragraphs kept and the lines within each joined by single spaces.
+fn reflow(text: &str) -> String {
+    let mut paragraphs: Vec<String> = vec![];
+    let mut current: Vec<&str> = vec![];
+    for line in text.lines().map(str::trim).chain([""]) {
+        if line.is_empty() {
+            if !current.is_empty() {
+                paragraphs.push(current.join(" "));
+                current.clear();
+            }
+        } else {
+            current.push(line);
+        }
+    }
+    paragraphs.join("\n\n")
 }
 
 #[cfg(test)]
@@ -471,6 +531,120 @@ mod tests {
         walk("spec", &s["properties"]["spec"], &mut missing);
         walk("status", &s["properties"]["status"], &mut missing);
         assert!(missing.is_empty(), "fields without a description: {missing:?}");
+    }
+
+    /// Every description in the CRD, with its path.
+    fn descriptions(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    match child {
+                        serde_json::Value::String(text) if k == "description" => {
+                            out.push((path.to_owned(), text.clone()))
+                        }
+                        _ => descriptions(&format!("{path}.{k}"), child, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    descriptions(&format!("{path}[{i}]"), child, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn crd_descriptions_are_flowing_paragraphs() {
+        let crd: serde_json::Value = serde_yaml::from_str(crd_yaml().trim_start_matches("---\n")).unwrap();
+        let mut all = vec![];
+        descriptions("", &crd, &mut all);
+        assert!(all.len() > 40, "{} descriptions", all.len());
+        for (path, text) in &all {
+            // A line break is only ever a paragraph break.
+            assert!(
+                !text.replace("\n\n", "").contains('\n') && !text.contains("\n\n\n"),
+                "{path}: a line break inside a paragraph: {text:?}"
+            );
+            assert_eq!(text.trim(), text, "{path}");
+        }
+        // A doc comment of several lines reads as one sentence, words intact.
+        let name = all
+            .iter()
+            .find(|(p, _)| p.ends_with(".spec.properties.instanceName"))
+            .unwrap();
+        assert!(
+            name.1
+                .contains("derived from the namespace, the object name and the first 8 characters"),
+            "{}",
+            name.1
+        );
+    }
+
+    #[test]
+    fn reflow_joins_lines_and_keeps_paragraphs() {
+        assert_eq!(reflow("one\ntwo"), "one two");
+        assert_eq!(reflow("a\n b \n\n\nc\nd\n"), "a b\n\nc d");
+        assert_eq!(reflow("single"), "single");
+        let mut v = serde_json::json!({
+            "description": "x\ny",
+            "properties": { "description": { "description": "p\nq", "default": "keep\nme" } },
+            "anyOf": [{ "description": "r\n\ns\nt" }],
+        });
+        reflow_descriptions(&mut v);
+        assert_eq!(v["description"], "x y");
+        assert_eq!(v["properties"]["description"]["description"], "p q");
+        assert_eq!(v["properties"]["description"]["default"], "keep\nme");
+        assert_eq!(v["anyOf"][0]["description"], "r\n\ns t");
+    }
+
+    #[test]
+    fn optional_enum_fields_keep_their_own_description() {
+        let s = schema();
+        let spec = &s["properties"]["spec"]["properties"];
+        let status = &s["properties"]["status"]["properties"];
+        for (field, words) in [
+            (&spec["deletionPolicy"], "--default-deletion-policy"),
+            (&spec["managementPolicy"], "ObserveOnly"),
+            (
+                &status["deletionPolicy"],
+                "in force when `spec.deletionPolicy` is not set",
+            ),
+            (&status["phase"], "`Pending`, `Creating`"),
+        ] {
+            let text = field["description"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(text.contains(words), "{text:?} lacks {words:?}");
+        }
+    }
+
+    #[test]
+    fn deletion_protection_is_an_optional_boolean_off_by_default() {
+        let s = schema();
+        let field = &s["properties"]["spec"]["properties"]["deletionProtection"];
+        assert_eq!(field["type"], "boolean");
+        assert!(field.get("default").is_none(), "no default written into objects");
+        let required = s["properties"]["spec"]["required"].as_array().unwrap();
+        assert!(!required.iter().any(|r| r == "deletionProtection"));
+        let text = field["description"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.contains("set this to false first, then delete"), "{text}");
+        let spec: RedisInstanceSpec = serde_json::from_value(serde_json::json!({
+            "regionId": "r", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 1,
+            "passwordSecretRef": { "name": "pw" },
+        }))
+        .unwrap();
+        assert_eq!(spec.deletion_protection, None);
+        assert!(serde_json::to_value(&spec).unwrap().get("deletionProtection").is_none());
     }
 
     #[test]
