@@ -160,6 +160,13 @@ pub struct RedisInstanceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
 
+    /// While true, deleting this object is refused at admission (by the `ValidatingAdmissionPolicy`
+    /// the chart and `deploy/` install), so a GitOps prune, a namespace deletion or a stray
+    /// `kubectl delete` cannot remove it or its cloud instance. To delete it, set this to false
+    /// first, then delete. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_protection: Option<bool>,
+
     /// Billing: use test-group billing (`TestGroupId`), passed through on create. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_group_id: Option<i64>,
@@ -263,6 +270,9 @@ pub struct SecretRef {
 
 /// What deleting the object does to its cloud instance.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+// Left out of the schema: kube puts an optional enum's type description over its field's, and
+// the fields say more (the default, the status meaning).
+#[schemars(description = "")]
 pub enum DeletionPolicy {
     /// Delete the cloud instance, then release the object.
     #[default]
@@ -273,6 +283,9 @@ pub enum DeletionPolicy {
 
 /// How much the operator may do to the cloud instance.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+// Left out of the schema: kube puts an optional enum's type description over its field's, and
+// the fields say more (the default, the status meaning).
+#[schemars(description = "")]
 pub enum ManagementPolicy {
     /// Create, observe and delete.
     #[default]
@@ -380,6 +393,9 @@ pub struct RejectedCreate {
 
 /// Lifecycle phase of a `RedisInstance`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+// Left out of the schema: kube puts an optional enum's type description over its field's, and
+// the fields say more (the default, the status meaning).
+#[schemars(description = "")]
 pub enum Phase {
     /// Nothing created yet (waiting for input or for the create to start).
     Pending,
@@ -403,10 +419,54 @@ impl RedisInstance {
 }
 
 /// The CRD as YAML, exactly what `cds-redis-operator crd` prints and `crds/` holds.
+///
+/// Its descriptions are flowing paragraphs: the line breaks of the doc comments they come from
+/// are joined, so `kubectl explain` wraps the text to the terminal instead of breaking it mid-sentence.
 pub fn crd_yaml() -> String {
-    let crd = RedisInstance::crd();
+    let mut crd = RedisInstance::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            let mut value = serde_json::to_value(&*schema).expect("a schema always serialises");
+            reflow_descriptions(&mut value);
+            *schema = serde_json::from_value(value).expect("reflowing keeps the schema valid");
+        }
+    }
     let yaml = serde_yaml::to_string(&crd).expect("a CRD always serialises to YAML");
     format!("---\n{yaml}")
+}
+
+/// Joins the lines of every paragraph of every `description` in a schema (paragraphs are
+/// separated by blank lines, which stay).
+fn reflow_descriptions(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    serde_json::Value::String(text) if key == "description" => *text = reflow(text),
+                    _ => reflow_descriptions(value),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(reflow_descriptions),
+        _ => {}
+    }
+}
+
+/// A text with its paragraphs kept and the lines within each joined by single spaces.
+fn reflow(text: &str) -> String {
+    let mut paragraphs: Vec<String> = vec![];
+    let mut current: Vec<&str> = vec![];
+    for line in text.lines().map(str::trim).chain([""]) {
+        if line.is_empty() {
+            if !current.is_empty() {
+                paragraphs.push(current.join(" "));
+                current.clear();
+            }
+        } else {
+            current.push(line);
+        }
+    }
+    paragraphs.join("\n\n")
 }
 
 #[cfg(test)]

@@ -62,6 +62,118 @@ fn every_spec_and_status_field_is_documented() {
     assert!(missing.is_empty(), "fields without a description: {missing:?}");
 }
 
+/// Every description in the CRD, with its path.
+fn descriptions(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                match child {
+                    serde_json::Value::String(text) if k == "description" => out.push((path.to_owned(), text.clone())),
+                    _ => descriptions(&format!("{path}.{k}"), child, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                descriptions(&format!("{path}[{i}]"), child, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn crd_descriptions_are_flowing_paragraphs() {
+    let crd: serde_json::Value = serde_yaml::from_str(crd_yaml().trim_start_matches("---\n")).unwrap();
+    let mut all = vec![];
+    descriptions("", &crd, &mut all);
+    assert!(all.len() > 40, "{} descriptions", all.len());
+    for (path, text) in &all {
+        // A line break is only ever a paragraph break.
+        assert!(
+            !text.replace("\n\n", "").contains('\n') && !text.contains("\n\n\n"),
+            "{path}: a line break inside a paragraph: {text:?}"
+        );
+        assert_eq!(text.trim(), text, "{path}");
+    }
+    // A doc comment of several lines reads as one sentence, words intact.
+    let name = all
+        .iter()
+        .find(|(p, _)| p.ends_with(".spec.properties.instanceName"))
+        .unwrap();
+    assert!(
+        name.1
+            .contains("derived from the namespace, the object name and the first 8 characters"),
+        "{}",
+        name.1
+    );
+}
+
+#[test]
+fn reflow_joins_lines_and_keeps_paragraphs() {
+    assert_eq!(reflow("one\ntwo"), "one two");
+    assert_eq!(reflow("a\n b \n\n\nc\nd\n"), "a b\n\nc d");
+    assert_eq!(reflow("single"), "single");
+    let mut v = serde_json::json!({
+        "description": "x\ny",
+        "properties": { "description": { "description": "p\nq", "default": "keep\nme" } },
+        "anyOf": [{ "description": "r\n\ns\nt" }],
+    });
+    reflow_descriptions(&mut v);
+    assert_eq!(v["description"], "x y");
+    assert_eq!(v["properties"]["description"]["description"], "p q");
+    assert_eq!(v["properties"]["description"]["default"], "keep\nme");
+    assert_eq!(v["anyOf"][0]["description"], "r\n\ns t");
+}
+
+#[test]
+fn optional_enum_fields_keep_their_own_description() {
+    let s = schema();
+    let spec = &s["properties"]["spec"]["properties"];
+    let status = &s["properties"]["status"]["properties"];
+    for (field, words) in [
+        (&spec["deletionPolicy"], "--default-deletion-policy"),
+        (&spec["managementPolicy"], "ObserveOnly"),
+        (
+            &status["deletionPolicy"],
+            "in force when `spec.deletionPolicy` is not set",
+        ),
+        (&status["phase"], "`Pending`, `Creating`"),
+    ] {
+        let text = field["description"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.contains(words), "{text:?} lacks {words:?}");
+    }
+}
+
+#[test]
+fn deletion_protection_is_an_optional_boolean_off_by_default() {
+    let s = schema();
+    let field = &s["properties"]["spec"]["properties"]["deletionProtection"];
+    assert_eq!(field["type"], "boolean");
+    assert!(field.get("default").is_none(), "no default written into objects");
+    let required = s["properties"]["spec"]["required"].as_array().unwrap();
+    assert!(!required.iter().any(|r| r == "deletionProtection"));
+    let text = field["description"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(text.contains("set this to false first, then delete"), "{text}");
+    let spec: RedisInstanceSpec = serde_json::from_value(serde_json::json!({
+        "regionId": "r", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 1,
+        "passwordSecretRef": { "name": "pw" },
+    }))
+    .unwrap();
+    assert_eq!(spec.deletion_protection, None);
+    assert!(serde_json::to_value(&spec).unwrap().get("deletionProtection").is_none());
+}
+
 #[test]
 fn password_key_defaults_to_password() {
     let r: SecretKeyRef = serde_json::from_str(r#"{"name":"s"}"#).unwrap();
