@@ -26,6 +26,9 @@ pub enum LostMode {
     ServerError,
     /// The action is carried out, the connection is closed without an answer.
     Drop,
+    /// The action is carried out, the caller gets HTTP 400 with a code the documentation does
+    /// not list (`TradeUnknownError`, which the vendor's Terraform provider retries).
+    UndocumentedCode,
 }
 
 /// A lost-response fault of one write action.
@@ -124,6 +127,7 @@ impl FaultInjector {
             self.count(match lost.mode {
                 LostMode::ServerError => "LostResponse",
                 LostMode::Drop => "DroppedConnection",
+                LostMode::UndocumentedCode => "UndocumentedCode",
             });
             return Some(lost.mode);
         }
@@ -146,7 +150,7 @@ pub fn parse_error_rate(faults: &mut Faults, spec: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `ACTION=MODE:RATE` (MODE `5xx` or `drop`) into `faults`.
+/// Parses `ACTION=MODE:RATE` (MODE `5xx`, `drop` or `undocumented`) into `faults`.
 pub fn parse_lost_response(faults: &mut Faults, spec: &str) -> Result<(), String> {
     let (action, rest) = spec.split_once('=').ok_or("expected ACTION=MODE:RATE")?;
     let (mode, rate) = rest.split_once(':').ok_or("expected ACTION=MODE:RATE")?;
@@ -154,7 +158,8 @@ pub fn parse_lost_response(faults: &mut Faults, spec: &str) -> Result<(), String
     let mode = match mode {
         "5xx" => LostMode::ServerError,
         "drop" => LostMode::Drop,
-        _ => return Err(format!("unknown mode {mode:?}: use 5xx or drop")),
+        "undocumented" => LostMode::UndocumentedCode,
+        _ => return Err(format!("unknown mode {mode:?}: use 5xx, drop or undocumented")),
     };
     faults
         .lost_responses

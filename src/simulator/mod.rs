@@ -173,7 +173,7 @@ pub struct SimulatorConfig {
     /// (429); ACTION may be * (repeatable). Example: CreateDBInstance=internal:0.2
     #[arg(long = "fault-error", value_name = "ACTION=KIND:RATE")]
     pub fault_errors: Vec<String>,
-    /// Lose the answer of a successful write: ACTION=MODE:RATE, MODE 5xx or drop (repeatable).
+    /// Lose the answer of a successful write: ACTION=MODE:RATE, MODE 5xx, drop or undocumented (repeatable).
     #[arg(long = "fault-lost-response", value_name = "ACTION=MODE:RATE")]
     pub fault_lost_responses: Vec<String>,
     /// Latency added to every call.
@@ -532,6 +532,7 @@ async fn api(State(sim): State<Arc<Sim>>, method: HttpMethod, uri: Uri, body: ax
                 None => "success",
                 Some(LostMode::ServerError) => "lost_5xx",
                 Some(LostMode::Drop) => "lost_drop",
+                Some(LostMode::UndocumentedCode) => "lost_undocumented",
             };
             core.count(&action, outcome);
             drop(core);
@@ -539,6 +540,9 @@ async fn api(State(sim): State<Arc<Sim>>, method: HttpMethod, uri: Uri, body: ax
             match lost {
                 None => envelope_response(200, &env),
                 Some(LostMode::ServerError) => error_response(&ApiError::new(500, "InternalError", "internal error")),
+                Some(LostMode::UndocumentedCode) => {
+                    error_response(&ApiError::new(400, "TradeUnknownError", "unknown trade error"))
+                }
                 Some(LostMode::Drop) => {
                     let mut r = StatusCode::OK.into_response();
                     r.extensions_mut().insert(DropConnection);
