@@ -92,7 +92,7 @@ end
 
 if status.phase == "Unknown" then
   hs.status = "Degraded"
-  hs.message = "The cloud reports a status the operator does not know: " .. tostring(status.cloudStatus)
+  hs.message = "The cloud reports a status the operator does not know: " .. (status.cloudStatus or "(none)")
   if status.cloudStatusText ~= nil and status.cloudStatusText ~= "" then
     hs.message = hs.message .. " (" .. status.cloudStatusText .. ")"
   end
