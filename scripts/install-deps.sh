@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests use, if missing (idempotent): redis-server (a real Redis
-# behind simulated instances), lua5.1 (the Argo CD health check) and shellcheck (actionlint
-# checks the workflows' scripts with it). Needs root or sudo.
+# behind simulated instances) and shellcheck (actionlint checks the workflows' scripts with it).
+# Needs root or sudo.
 set -euo pipefail
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
-command -v lua5.1 >/dev/null || missing+=(lua5.1)
 # actionlint checks the workflows' run: scripts with shellcheck, as GitHub's runners do.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 [ ${#missing[@]} -eq 0 ] && exit 0

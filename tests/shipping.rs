@@ -1,6 +1,6 @@
 //! Shipping: the chart and the plain manifests are fresh, lint-clean and accepted by a real
 //! apiserver; the chart's RBAC is enough for a full cycle (and the test notices a missing
-//! verb); a reconcile never touches the spec; the Argo CD health check reads the status right.
+//! verb); a reconcile never touches the spec. (The Argo CD health check: tests/gitops_status.rs.)
 
 mod support;
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cds_redis_operator::crd::RedisInstance;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::control_plane::{self, ControlPlane, kubeconfig_yaml, unique_namespace};
 use crate::support::operator::{Operator, OperatorOptions};
@@ -52,21 +52,6 @@ fn chart_crds_are_the_top_level_crds() {
     assert!(
         a == b,
         "charts/cds-redis-operator/crds is stale: run scripts/generate.sh"
-    );
-}
-
-#[test]
-fn argocd_configmap_embeds_the_health_check() {
-    let lua = std::fs::read_to_string(root().join("deploy/argocd/redisinstance-health.lua")).unwrap();
-    let cm: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root().join("deploy/argocd/argocd-cm.yaml")).unwrap()).unwrap();
-    let embedded = cm["data"]["resource.customizations.health.cds.capitalonline.net_RedisInstance"]
-        .as_str()
-        .unwrap();
-    assert_eq!(
-        embedded.trim_end(),
-        lua.trim_end(),
-        "deploy/argocd/argocd-cm.yaml is stale: run scripts/generate.sh"
     );
 }
 
@@ -349,131 +334,6 @@ async fn the_chart_rbac_suffices_for_a_full_cycle_and_a_missing_verb_is_noticed(
         .filter(|l| l.contains(&format!("system:serviceaccount:{}:", broken.ns)) && l.contains("\"code\":403"))
         .count();
     assert!(denied > 0, "the audit log records the 403s of the ServiceAccount");
-}
-
-/// Renders a JSON value as a Lua table constructor.
-fn lua(v: &Value) -> String {
-    match v {
-        Value::Null => "nil".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("{s:?}"),
-        Value::Array(items) => format!("{{{}}}", items.iter().map(lua).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("[{k:?}] = {}", lua(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-fn health(obj: &Value) -> (String, String) {
-    let script = std::fs::read_to_string(root().join("deploy/argocd/redisinstance-health.lua")).unwrap();
-    let program = format!(
-        "obj = {}\nlocal hs = (function()\n{script}\nend)()\nio.write(hs.status .. \"|\" .. (hs.message or \"\"))",
-        lua(obj)
-    );
-    let out = Command::new("lua5.1")
-        .args(["-e", &program])
-        .output()
-        .expect("lua5.1 (scripts/install-deps.sh installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (s, m) = text.split_once('|').unwrap();
-    (s.to_owned(), m.to_owned())
-}
-
-#[test]
-fn argocd_health_check_reads_the_status() {
-    let have_lua = Command::new("lua5.1")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_lua {
-        assert!(
-            std::env::var("CI").is_err(),
-            "lua5.1 is missing under CI: scripts/install-deps.sh installs it"
-        );
-        eprintln!("lua5.1 not installed: skipping");
-        return;
-    }
-    let cond =
-        |t: &str, s: &str, r: &str| json!({ "type": t, "status": s, "reason": r, "message": format!("{r} message") });
-    let obj = |status: Value| json!({ "metadata": { "name": "r", "generation": 1 }, "status": status });
-    let cases: Vec<(&str, Value, &str)> = vec![
-        (
-            "no status yet",
-            json!({ "metadata": { "generation": 1 } }),
-            "Progressing",
-        ),
-        (
-            "creating",
-            obj(
-                json!({ "phase": "Creating", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Creating"), cond("Synced", "True", "ReconcileSuccess")] }),
-            ),
-            "Progressing",
-        ),
-        (
-            "ready",
-            obj(
-                json!({ "phase": "Running", "observedGeneration": 1, "endpoint": { "host": "10.0.0.1", "port": 9736 }, "conditions": [cond("Ready", "True", "Available"), cond("Synced", "True", "ReconcileSuccess")] }),
-            ),
-            "Healthy",
-        ),
-        (
-            "ready, password out of sync",
-            obj(
-                json!({ "phase": "Running", "observedGeneration": 1, "conditions": [cond("Ready", "True", "Available"), cond("Synced", "False", "PasswordOutOfSync")] }),
-            ),
-            "Healthy",
-        ),
-        (
-            "retrying a cloud outage",
-            obj(
-                json!({ "phase": "Creating", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Creating"), cond("Synced", "False", "CloudUnavailable")] }),
-            ),
-            "Progressing",
-        ),
-        (
-            "deleting",
-            json!({ "metadata": { "generation": 1, "deletionTimestamp": "2026-01-01T00:00:00Z" }, "status": { "phase": "Running", "conditions": [cond("Ready", "True", "Available")] } }),
-            "Progressing",
-        ),
-        (
-            "stale generation",
-            json!({ "metadata": { "generation": 2 }, "status": { "observedGeneration": 1, "conditions": [cond("Ready", "True", "Available")] } }),
-            "Progressing",
-        ),
-        (
-            "unknown cloud status",
-            obj(
-                json!({ "phase": "Unknown", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Unavailable"), cond("Synced", "True", "ReconcileSuccess")] }),
-            ),
-            "Degraded",
-        ),
-    ];
-    for (name, o, want) in cases {
-        assert_eq!(health(&o).0, want, "{name}: {:?}", health(&o));
-    }
-    // Every terminal reason (the operator's one list) is Degraded, with the reason in the
-    // message: from the Stalled condition, and from Synced alone (statuses of older versions).
-    for reason in cds_redis_operator::crd::conditions::synced::TERMINAL {
-        let stalled = obj(
-            json!({ "phase": "Failed", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Unavailable"), cond("Synced", "False", reason), cond("Stalled", "True", reason)] }),
-        );
-        let (status, message) = health(&stalled);
-        assert_eq!(status, "Degraded", "{reason}");
-        assert!(message.starts_with(reason), "{message}");
-
-        let o = obj(
-            json!({ "phase": "Failed", "observedGeneration": 1, "conditions": [cond("Ready", "False", "Unavailable"), cond("Synced", "False", reason)] }),
-        );
-        let (status, message) = health(&o);
-        assert_eq!(status, "Degraded", "{reason}");
-        assert!(message.starts_with(reason), "{message}");
-    }
 }
 
 #[test]

@@ -295,8 +295,12 @@ pub enum ManagementPolicy {
 }
 
 /// What the operator observed and did; written only by the operator.
+// The schema default is what the apiserver serves before the operator's first status write
+// (it drops a status sent on create, but applies defaults on every read): observed generation 0
+// makes kstatus say InProgress from the moment the object exists, instead of Current.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = { "observedGeneration": 0, "phase": "Pending" }))]
 pub struct RedisInstanceStatus {
     /// UUID of the cloud instance (`InstanceUuid`), once created or adopted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
