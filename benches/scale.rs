@@ -6,12 +6,27 @@
 //! Kubernetes writes per object (from the audit log, by the operator's own ServiceAccount), and
 //! the operator's peak RSS and CPU seconds, each with its floor and the ratio to it.
 //!
+//! Two more measurements per N:
+//! - **operator restart**: with the N objects Ready and steady state measured, the operator is
+//!   killed (SIGKILL) and started again with the same options; until the new process has reconciled
+//!   all N objects (its `cds_redis_objects{phase="Running"}` gauge reaches N) the benchmark counts
+//!   cloud calls by action (floor: one listing), Kubernetes writes (floor: none), the time and the
+//!   new process's peak RSS. The figures of the first table rows leave the restart window out
+//!   (calls, writes, CPU, peak RSS), so they measure what they measured before.
+//! - **apiserver floor**: after the run, a minimal kube-rs client in this process makes the same
+//!   writes on N throw-away objects in a fresh namespace (the objects' creates as the benchmark
+//!   makes them, then per object the status applies, finalizer patch, Events and Secrets the
+//!   operator made on the way to Ready), 16 in flight like the operator, with the operator's two
+//!   watches open, and no cloud in the way: the time the same control plane on the same cores needs
+//!   to absorb those writes. Time to Ready over it is the operator's own overhead.
+//!
 //!   cargo bench --bench scale -- [--n 100,1000,5000] [--steady-secs 180] [--steady-poll-secs 30]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cds_redis_operator::crd::RedisInstance;
@@ -20,7 +35,7 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
-use support::control_plane::{self, kubeconfig_yaml, unique_namespace};
+use support::control_plane::{self, ControlPlane, kubeconfig_yaml, unique_namespace};
 use support::operator::{Operator, OperatorOptions};
 use support::sim::{self, Admin};
 
@@ -157,29 +172,36 @@ async fn count_ready(api: &Api<RedisInstance>) -> (usize, usize) {
     (list.items.len(), ready)
 }
 
-async fn run(n: usize, steady: Duration, steady_poll: Duration) {
-    let cp = control_plane::shared();
-    let client = cp.client().await;
-    cp.install_crd(&client).await;
-    let ns = unique_namespace(&client, &format!("bench-{n}")).await;
-    // The operator gets its own identity, so the audit log tells its writes apart.
-    let sa: ServiceAccount = serde_json::from_value(json!({ "metadata": { "name": "bench-operator" } })).unwrap();
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+/// Objects reconciled (and created by the benchmark, and written by the floor client) at the same
+/// time: the operator's `--concurrency`.
+const CONCURRENCY: usize = 16;
+
+/// A ServiceAccount `name` in `ns` bound to `cluster-admin`, and a kubeconfig with its token, so
+/// the audit log tells its requests apart. Returns the kubeconfig and the audit log's user name.
+async fn service_account(
+    cp: &ControlPlane,
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    binding: &str,
+) -> (PathBuf, String) {
+    let sa: ServiceAccount = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &sa)
         .await
         .unwrap();
     let crb: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": format!("{ns}-operator") },
+        "metadata": { "name": binding },
         "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
-        "subjects": [{ "kind": "ServiceAccount", "name": "bench-operator", "namespace": ns }],
+        "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": ns }],
     }))
     .unwrap();
     Api::<ClusterRoleBinding>::all(client.clone())
         .create(&PostParams::default(), &crb)
         .await
         .unwrap();
-    let token = cp.kubectl(&["create", "token", "bench-operator", "-n", &ns, "--duration=6h"]);
-    let kubeconfig = cp.dir.join(format!("kubeconfig-{ns}"));
+    let token = cp.kubectl(&["create", "token", name, "-n", ns, "--duration=6h"]);
+    let kubeconfig = cp.dir.join(format!("kubeconfig-{ns}-{name}"));
     std::fs::write(
         &kubeconfig,
         kubeconfig_yaml(
@@ -189,36 +211,50 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
         ),
     )
     .unwrap();
-    let user = format!("system:serviceaccount:{ns}:bench-operator");
+    (kubeconfig, format!("system:serviceaccount:{ns}:{name}"))
+}
+
+async fn run(n: usize, steady: Duration, steady_poll: Duration) {
+    let cp = control_plane::shared();
+    let client = cp.client().await;
+    cp.install_crd(&client).await;
+    let ns = unique_namespace(&client, &format!("bench-{n}")).await;
+    // The operator gets its own identity, so the audit log tells its writes apart.
+    let (kubeconfig, user) = service_account(cp, &client, &ns, "bench-operator", &format!("{ns}-operator")).await;
 
     let s = sim::start(CREATE_DELAY, DELETE_DELAY).await;
     let admin = Admin::of(&s);
-    let mut opts = OperatorOptions::new(&ns, s.endpoint());
     let steady_poll_s = format!("{}s", steady_poll.as_secs());
-    opts.args = [
-        "--leader-election=false",
-        "--busy-poll-interval",
-        "2s",
-        "--steady-poll-interval",
-        steady_poll_s.as_str(),
-        "--visibility-grace",
-        "10s",
-        "--cds-qps",
-        "100",
-        "--cds-burst",
-        "100",
-        "--concurrency",
-        "16",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    opts.env = vec![
-        ("KUBECONFIG".into(), kubeconfig.display().to_string()),
-        ("RUST_LOG".into(), "info".into()),
-    ];
-    opts.name = format!("bench-{n}");
-    let op = Operator::start(cp, opts);
+    let concurrency = CONCURRENCY.to_string();
+    // The same options for the first operator and the one started after the kill.
+    let options = || {
+        let mut opts = OperatorOptions::new(&ns, s.endpoint());
+        opts.args = [
+            "--leader-election=false",
+            "--busy-poll-interval",
+            "2s",
+            "--steady-poll-interval",
+            steady_poll_s.as_str(),
+            "--visibility-grace",
+            "10s",
+            "--cds-qps",
+            "100",
+            "--cds-burst",
+            "100",
+            "--concurrency",
+            concurrency.as_str(),
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        opts.env = vec![
+            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
+            ("RUST_LOG".into(), "info".into()),
+        ];
+        opts.name = format!("bench-{n}");
+        opts
+    };
+    let op = Operator::start(cp, options());
     let pid = op_pid(&op);
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -242,22 +278,10 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
                     "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
                 }))
                 .unwrap();
-                // A loaded apiserver may drop a request now and then: retry (a create that did
-                // land answers AlreadyExists the second time).
-                for attempt in 1.. {
-                    match api.create(&PostParams::default(), &obj).await {
-                        Ok(_) => break,
-                        Err(kube::Error::Api(s)) if s.code == 409 => break,
-                        Err(e) if attempt < 10 => {
-                            eprintln!("creating {} failed ({e}); retrying", obj.metadata.name.as_deref().unwrap_or(""));
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                        Err(e) => panic!("creating an object failed 10 times: {e}"),
-                    }
-                }
+                create_retried(&api, &obj).await;
             }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
     let applied = t0.elapsed();
@@ -274,6 +298,13 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     let calls_ready = calls(&admin.calls_json().await);
     let (hwm_ready, cpu_ready) = proc_stats(pid);
     let (anon_ready, file_ready) = rss_now(pid);
+    // A status as the operator wrote it, the model of the floor client's status writes.
+    let ready_status = api
+        .get_status("r00000")
+        .await
+        .ok()
+        .and_then(|o| serde_json::to_value(o.status).ok())
+        .unwrap_or(Value::Null);
 
     // Steady state.
     let calls_a = calls(&admin.calls_json().await);
@@ -284,6 +315,10 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     let writes_b = writes(&cp.audit_log(), &user);
     let (hwm_steady, cpu_b) = proc_stats(pid);
     let minutes = steady.as_secs_f64() / 60.0;
+
+    // Restart: a crash with N Ready objects, and a new process with the same options.
+    let (op, rs) = restart(cp, op, options, n, &admin, &user, &api).await;
+    let pid2 = op_pid(&op);
 
     // Delete all.
     let t1 = Instant::now();
@@ -303,10 +338,19 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     }
     let t_deleted = t1.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let calls_end = calls(&admin.calls_json().await);
-    let writes_total = writes(&cp.audit_log(), &user).minus(&writes_before);
-    let (rss_kb, cpu_total) = proc_stats(pid);
+    // The whole-run figures leave the restart window out: they measure what they did before the
+    // restart was added (the restart has its own rows).
+    let calls_end = minus_calls(&calls(&admin.calls_json().await), &rs.calls);
+    let writes_total = writes(&cp.audit_log(), &user).minus(&writes_before).minus(&rs.writes);
+    let (hwm_end2, cpu_end2) = proc_stats(pid2);
+    let rss_kb = rs.old_hwm_kb.max(hwm_end2);
+    let cpu_total = rs.old_cpu + (cpu_end2 - rs.cpu);
     let left_in_cloud = admin.instances().await.len();
+    drop(op);
+    s.shutdown().await;
+
+    // The apiserver floor: the same writes from a minimal client, nothing else running.
+    let floor = apiserver_floor(cp, &client, n, &writes_ready, &ready_status).await;
 
     let nf = n as f64;
     let per = |m: &BTreeMap<String, u64>, a: &str| *m.get(a).unwrap_or(&0) as f64 / nf;
@@ -398,8 +442,539 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
         cpu_total
     );
     println!("| cloud instances left after delete | {left_in_cloud} | 0 | |");
-    drop(op);
-    s.shutdown().await;
+
+    // The apiserver floor.
+    let floor_s = floor.elapsed.as_secs_f64();
+    println!(
+        "| apiserver floor: the same writes from a minimal kube-rs client on fresh objects ({} creates of the objects and {} writes of the operator's kinds, {CONCURRENCY} + {CONCURRENCY} in flight, the operator's two watches open; no cloud, no reads) | {:.1} s for {} writes | | |",
+        floor.creates,
+        floor.planned.total(),
+        floor_s,
+        floor.creates + floor.planned.total()
+    );
+    println!(
+        "| time to all Ready vs. the apiserver floor (ratio: the operator's own overhead and the cloud's delay) | {:.1} s | {:.1} s | {:.1} |",
+        t_ready.as_secs_f64(),
+        floor_s,
+        t_ready.as_secs_f64() / floor_s
+    );
+    let (mean, p50, p99) = floor.latency_ms();
+    println!("| apiserver floor: latency per write, mean / median / p99 | {mean:.1} / {p50:.1} / {p99:.1} ms | | |");
+    println!(
+        "| apiserver floor: writes the audit log shows from the floor client (all {} planned, {} retried) | {} | {} | |",
+        floor.planned.total(),
+        floor.retries,
+        floor.audited.total(),
+        floor.planned.total()
+    );
+
+    // The restart.
+    let listings = *rs.calls.get("DescribeDBInstances").unwrap_or(&0);
+    let restart_calls: u64 = rs.calls.values().sum();
+    println!(
+        "| operator restart (SIGKILL, same options, {n} Ready): time from the new process's start until it reconciled all {n}{} ({}) | {:.2} s | | |",
+        if rs.steady { "" } else { " — NOT REACHED, gave up" },
+        rs.readyz,
+        rs.time.as_secs_f64()
+    );
+    println!(
+        "| restart: cloud calls (listings {listings}) | {} | 1 | {:.2} |",
+        calls_text(&rs.calls),
+        restart_calls as f64
+    );
+    println!(
+        "| restart: Kubernetes writes | {} (status {}, finalizer {}, events {}, secrets {}, other {}) | 0 | |",
+        rs.writes.total(),
+        rs.writes.status,
+        rs.writes.finalizer,
+        rs.writes.events,
+        rs.writes.secrets,
+        rs.writes.other
+    );
+    println!(
+        "| restart: reconciles by the new process until steady (+3 s), success / error | {} / {} | {n} | {:.2} |",
+        rs.reconciles_ok,
+        rs.reconciles_err,
+        (rs.reconciles_ok + rs.reconciles_err) as f64 / nf
+    );
+    println!(
+        "| restart: new process's peak RSS / CPU seconds until steady again (+3 s) | {:.1} MiB / {:.2} | | |",
+        mib(rs.hwm_kb),
+        rs.cpu
+    );
+}
+
+/// Creates `obj`, retrying what a loaded apiserver drops now and then (a create that did land
+/// answers AlreadyExists the second time); returns the object as stored, when it was read.
+async fn create_retried<K>(api: &Api<K>, obj: &K) -> Option<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    for attempt in 1.. {
+        match api.create(&PostParams::default(), obj).await {
+            Ok(o) => return Some(o),
+            Err(kube::Error::Api(s)) if s.code == 409 => return None,
+            Err(e) if attempt < 10 => {
+                eprintln!(
+                    "creating {} failed ({e}); retrying",
+                    obj.meta().name.as_deref().unwrap_or("")
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("creating an object failed 10 times: {e}"),
+        }
+    }
+    unreachable!()
+}
+
+fn minus_calls(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    a.iter()
+        .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// `Action count, …` of the actions called at all, or `none`.
+fn calls_text(m: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = m
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The value of one series (`name{labels}`) in a Prometheus text exposition.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .filter(|rest| rest.starts_with(' '))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+/// What the restart cost.
+struct Restart {
+    /// From the new process's start until it had reconciled all N objects.
+    time: Duration,
+    /// What its `/readyz` said: when it first answered ok, or its answer once steady.
+    readyz: String,
+    /// Whether it got there (else `time` is when the benchmark gave up).
+    steady: bool,
+    /// Cloud calls by action from the kill until steady again (plus a settling pause).
+    calls: BTreeMap<String, u64>,
+    /// The operator's Kubernetes writes in the same window.
+    writes: Writes,
+    reconciles_ok: u64,
+    reconciles_err: u64,
+    /// The new process's peak RSS (KiB) and CPU seconds until then.
+    hwm_kb: u64,
+    cpu: f64,
+    /// The first process's peak RSS (KiB) and CPU seconds when it was killed.
+    old_hwm_kb: u64,
+    old_cpu: f64,
+}
+
+/// Kills the operator (SIGKILL) with N Ready objects in steady state and starts a new one with
+/// the same options; measures until the new one has reconciled all N (its `Running` gauge is N).
+async fn restart<'a>(
+    cp: &ControlPlane,
+    mut op: Operator,
+    options: impl Fn() -> OperatorOptions<'a>,
+    n: usize,
+    admin: &Admin,
+    user: &str,
+    api: &Api<RedisInstance>,
+) -> (Operator, Restart) {
+    let (old_hwm_kb, old_cpu) = proc_stats(op_pid(&op));
+    op.kill();
+    // Whatever the old process wrote reaches the audit log (batches of at most 1 s) before the
+    // window starts; the simulator counts a call when it gets it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls_before = calls(&admin.calls_json().await);
+    let writes_before = writes(&cp.audit_log(), user);
+
+    let started = Instant::now();
+    let op = Operator::start(cp, options());
+    let pid = op_pid(&op);
+    let http = reqwest::Client::new();
+    let give_up = Duration::from_secs(300 + n as u64 / 10);
+    let mut synced = None;
+    let mut steady = false;
+    while started.elapsed() < give_up {
+        if synced.is_none()
+            && http
+                .get(format!("http://{}/readyz", op.metrics))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        {
+            synced = Some(started.elapsed());
+        }
+        let text = op.metrics_text().await;
+        if metric(&text, "cds_redis_objects{phase=\"Running\"}").unwrap_or(0.0) >= n as f64 {
+            steady = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let time = started.elapsed();
+    if !steady {
+        eprintln!("the restarted operator did not reconcile all {n} objects within {give_up:?}");
+    }
+    // Settle: the writes of the last reconciles reach the audit log; a call or write made right
+    // after the last object's report still counts. The next drift checks are a steady period away.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls_window = minus_calls(&calls(&admin.calls_json().await), &calls_before);
+    let writes_window = writes(&cp.audit_log(), user).minus(&writes_before);
+    let (hwm_kb, cpu) = proc_stats(pid);
+    let text = op.metrics_text().await;
+    let ok = metric(&text, "cds_redis_reconciles_total{outcome=\"success\"}").unwrap_or(0.0);
+    let err = metric(&text, "cds_redis_reconciles_total{outcome=\"error\"}").unwrap_or(0.0);
+    let readyz = match synced {
+        Some(d) => format!("/readyz ok after {:.2} s", d.as_secs_f64()),
+        None => {
+            let answer = match http.get(format!("http://{}/readyz", op.metrics)).send().await {
+                Ok(r) => format!("{} {}", r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("the restarted operator's /readyz did not say ok before it was steady; 3 s later: {answer}");
+            format!("/readyz not ok yet; 3 s later: {answer}")
+        }
+    };
+    // Later figures (the whole-run peak RSS) then leave the restart out, as before the restart
+    // was measured: "5" resets the process's VmHWM (Linux 4.0+).
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
+        eprintln!("cannot reset the new operator's peak RSS ({e}): the whole-run peak includes the restart");
+    }
+    let (_, ready) = count_ready(api).await;
+    if ready != n {
+        eprintln!("after the restart only {ready} of {n} objects are Ready");
+    }
+    (
+        op,
+        Restart {
+            time,
+            readyz,
+            steady,
+            calls: calls_window,
+            writes: writes_window,
+            reconciles_ok: ok as u64,
+            reconciles_err: err as u64,
+            hwm_kb,
+            cpu,
+            old_hwm_kb,
+            old_cpu,
+        },
+    )
+}
+
+/// What the floor client did and how long it took.
+struct Floor {
+    /// From the first create of an object to the last write.
+    elapsed: Duration,
+    /// Creates of the objects (by the admin client, as the benchmark creates them).
+    creates: u64,
+    /// The writes of the operator's kinds made (the operator's apply → Ready writes).
+    planned: Writes,
+    /// The floor client's writes as the audit log shows them.
+    audited: Writes,
+    /// Latency of each of those writes.
+    latencies: Vec<Duration>,
+    /// Attempts repeated after an error.
+    retries: u64,
+}
+
+impl Floor {
+    fn latency_ms(&self) -> (f64, f64, f64) {
+        let mut l: Vec<f64> = self.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        if l.is_empty() {
+            return (0.0, 0.0, 0.0);
+        }
+        l.sort_by(f64::total_cmp);
+        let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
+        (l.iter().sum::<f64>() / l.len() as f64, at(0.5), at(0.99))
+    }
+}
+
+/// `total` spread over `n` objects: how many object `i` gets.
+fn share(total: u64, n: usize, i: usize) -> u64 {
+    total / n as u64 + u64::from((i as u64) < total % n as u64)
+}
+
+/// One write, timed, retried like the benchmark's creates. A 409 after a retry means the first
+/// attempt landed: `landed` tells the caller to re-read the object.
+async fn timed<T, F, Fut>(what: &str, latencies: &mut Vec<Duration>, retries: &mut u64, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    for attempt in 1.. {
+        let t = Instant::now();
+        let result = f().await;
+        let took = t.elapsed();
+        match result {
+            Ok(v) => {
+                latencies.push(took);
+                return Some(v);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => return None,
+            Err(e) if attempt < 10 => {
+                eprintln!("floor: {what} failed ({e}); retrying");
+                *retries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("floor: {what} failed 10 times: {e}"),
+        }
+    }
+    unreachable!()
+}
+
+/// The apiserver floor: N fresh objects in a new namespace, created as the benchmark creates them,
+/// each then written as the operator wrote its objects on the way to Ready (`per_kind`, spread
+/// over the objects) by a minimal client with its own identity and the operator's concurrency,
+/// while the operator's two watches (the objects, Secrets metadata-only) are open in that
+/// namespace. Status applies are modelled on `status` (a Ready object's status).
+async fn apiserver_floor(
+    cp: &ControlPlane,
+    admin: &kube::Client,
+    n: usize,
+    per_kind: &Writes,
+    status: &Value,
+) -> Floor {
+    use cds_redis_operator::crd::{FIELD_MANAGER, FINALIZER};
+    use k8s_openapi::api::events::v1::Event;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+    use kube::api::PartialObjectMeta;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::{WatchStreamExt as _, watcher};
+
+    let ns = unique_namespace(admin, &format!("floor-{n}")).await;
+    let (kubeconfig, user) = service_account(cp, admin, &ns, "bench-floor", &format!("{ns}-floor")).await;
+    let client = cp.client_for(&kubeconfig).await;
+    let objects: Api<RedisInstance> = Api::namespaced(client.clone(), &ns);
+    let admin_objects: Api<RedisInstance> = Api::namespaced(admin.clone(), &ns);
+
+    // The operator's two watches, their events read and dropped.
+    let (synced_tx, mut synced_rx) = futures::channel::mpsc::unbounded::<()>();
+    let watches = [
+        tokio::spawn({
+            let tx = synced_tx.clone();
+            watcher(objects.clone(), watcher::Config::default())
+                .default_backoff()
+                .for_each(move |e| {
+                    if matches!(e, Ok(watcher::Event::InitDone)) {
+                        let _ = tx.unbounded_send(());
+                    }
+                    async {}
+                })
+        }),
+        tokio::spawn({
+            let tx = synced_tx.clone();
+            watcher(
+                Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), &ns),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .for_each(move |e| {
+                if matches!(e, Ok(watcher::Event::InitDone)) {
+                    let _ = tx.unbounded_send(());
+                }
+                async {}
+            })
+        }),
+    ];
+    for _ in 0..2 {
+        synced_rx.next().await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let audit_before = writes(&cp.audit_log(), &user);
+
+    // Creating: CONCURRENCY creates in flight, as the benchmark makes them; each created object
+    // goes to the writers, CONCURRENCY objects in flight, as the operator's reconciles.
+    let (created_tx, created_rx) = futures::channel::mpsc::unbounded::<RedisInstance>();
+    let t0 = Instant::now();
+    let creator = admin_objects.clone();
+    let creating = futures::stream::iter(0..n)
+        .map(move |i| {
+            let (api, tx) = (creator.clone(), created_tx.clone());
+            async move {
+                let obj: RedisInstance = serde_json::from_value(json!({
+                    "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
+                    "metadata": { "name": format!("r{i:05}") },
+                    "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
+                }))
+                .unwrap();
+                let created = match create_retried(&api, &obj).await {
+                    Some(o) => o,
+                    None => api.get(&format!("r{i:05}")).await.unwrap(),
+                };
+                let _ = tx.unbounded_send(created);
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>();
+    let writing = created_rx
+        .enumerate()
+        .map(|(i, obj)| {
+            let client = client.clone();
+            let objects = objects.clone();
+            let ns = ns.clone();
+            async move {
+                let (mut latencies, mut retries) = (vec![], 0u64);
+                let name = obj.metadata.name.clone().unwrap();
+                let uid = obj.metadata.uid.clone().unwrap();
+                let mut rv = obj.metadata.resource_version.clone();
+                let reread = |objects: Api<RedisInstance>, name: String| async move {
+                    objects.get(&name).await.ok().and_then(|o| o.metadata.resource_version)
+                };
+                // The finalizer (a conditional merge patch, as the operator's).
+                for j in 0..share(per_kind.finalizer, n, i) {
+                    let mut finalizers = vec![FINALIZER.to_owned()];
+                    if j % 2 == 1 {
+                        finalizers.push("cds.capitalonline.net/bench-floor".to_owned());
+                    }
+                    let patch = json!({ "metadata": { "resourceVersion": rv, "finalizers": finalizers } });
+                    let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
+                    rv = match timed("finalizer patch", &mut latencies, &mut retries, || {
+                        objects.patch(&name, &params, &patch)
+                    })
+                    .await
+                    {
+                        Some(o) => o.metadata.resource_version,
+                        None => reread(objects.clone(), name.clone()).await,
+                    };
+                }
+                // The password record (created, owned by the object).
+                let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+                for j in 0..share(per_kind.secrets, n, i) {
+                    let secret: Secret = serde_json::from_value(json!({
+                        "metadata": {
+                            "name": if j == 0 { format!("cdsredis-password-{uid}") } else { format!("cdsredis-password-{uid}-{j}") },
+                            "labels": { "app.kubernetes.io/managed-by": "cds-redis-operator", "cds.capitalonline.net/role": "password-record", "cds.capitalonline.net/instance": name },
+                            "ownerReferences": [{ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true }],
+                        },
+                        "type": "Opaque",
+                        "stringData": { "password": "bench-password" },
+                    }))
+                    .unwrap();
+                    let params = PostParams::default();
+                    let _ = timed("secret create", &mut latencies, &mut retries, || {
+                        secrets.create(&params, &secret)
+                    })
+                    .await;
+                }
+                // Status applies and Events, in the operator's order (intent, Creating; UUID,
+                // Created; Running, Running).
+                let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+                let (k_status, k_events) = (share(per_kind.status, n, i), share(per_kind.events, n, i));
+                let reasons = ["Creating", "Created", "Running"];
+                for j in 0..k_status.max(k_events) {
+                    if j < k_status {
+                        let mut st = status.clone();
+                        if j + 1 < k_status && st.is_object() {
+                            // Before Running: the create intent, not yet the endpoint; a step
+                            // number keeps consecutive applies distinct.
+                            st["phase"] = json!(if j == 0 { "Pending" } else { "Creating" });
+                            st["createAttempt"] = json!({ "instanceName": name, "startedAt": Time(jiff::Timestamp::now()) });
+                            st["cloudStatusText"] = json!(format!("step {j}"));
+                            if let Some(m) = st.as_object_mut() {
+                                m.remove("endpoint");
+                            }
+                        }
+                        let body = json!({
+                            "apiVersion": "cds.capitalonline.net/v1alpha1",
+                            "kind": "RedisInstance",
+                            "metadata": { "resourceVersion": rv },
+                            "status": st,
+                        });
+                        let (params, apply) = (PatchParams::apply(FIELD_MANAGER).force(), Patch::Apply(&body));
+                        rv = match timed("status apply", &mut latencies, &mut retries, || {
+                            objects.patch_status(&name, &params, &apply)
+                        })
+                        .await
+                        {
+                            Some(o) => o.metadata.resource_version,
+                            None => reread(objects.clone(), name.clone()).await,
+                        };
+                    }
+                    if j < k_events {
+                        let now = jiff::Timestamp::now();
+                        let reason = reasons[(j as usize).min(reasons.len() - 1)];
+                        let event: Event = serde_json::from_value(json!({
+                            "metadata": { "name": format!("{name}.{:x}", now.as_nanosecond()), "namespace": ns },
+                            "action": "Reconcile",
+                            "reason": reason,
+                            "note": format!("instance {uid} of {name}: {reason}"),
+                            "type": "Normal",
+                            "eventTime": MicroTime(now),
+                            "reportingController": "cds-redis-operator",
+                            "reportingInstance": "bench-floor",
+                            "regarding": { "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "name": name, "namespace": ns, "uid": uid, "resourceVersion": rv },
+                        }))
+                        .unwrap();
+                        let params = PostParams::default();
+                        let _ = timed("event create", &mut latencies, &mut retries, || {
+                            events.create(&params, &event)
+                        })
+                        .await;
+                    }
+                }
+                (latencies, retries)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>();
+    let (_, done) = tokio::join!(creating, writing);
+    let elapsed = t0.elapsed();
+    for w in &watches {
+        w.abort();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let audited = writes(&cp.audit_log(), &user).minus(&audit_before);
+    let (mut latencies, mut retries) = (vec![], 0);
+    for (l, r) in done {
+        latencies.extend(l);
+        retries += r;
+    }
+    let planned = Writes {
+        status: per_kind.status,
+        finalizer: per_kind.finalizer,
+        events: per_kind.events,
+        secrets: per_kind.secrets,
+        other: 0,
+    };
+
+    // Leave no objects behind for the next N (not timed): finalizers off, then delete them all.
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = admin_objects.clone();
+            async move {
+                let patch = json!({ "metadata": { "finalizers": null } });
+                let _ = api
+                    .patch(&format!("r{i:05}"), &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let _ = admin_objects
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await;
+
+    Floor {
+        elapsed,
+        creates: n as u64,
+        planned,
+        audited,
+        latencies,
+        retries,
+    }
 }
 
 fn op_pid(op: &Operator) -> u32 {
