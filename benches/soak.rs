@@ -1,7 +1,10 @@
 //! `scripts/soak.sh`: the long soak. Rounds of creates, random cloud faults, SIGKILL + restart of
-//! the operator and deletes, bounded by a round count and a time limit; then the invariants.
+//! the operator and deletes, mixed with name-collision, secrets-first, namespace-deletion,
+//! frozen-leader and no-deleting-status rounds (see `tests/support/soak.rs`), bounded by a round
+//! count and a time limit; then the invariants, each with its count of checks and violations.
 //!
 //!   cargo bench --bench soak -- [--rounds 50] [--minutes 30] [--batch 4] [--seed 7]
+//!                               [--converge-seconds 240]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -30,6 +33,7 @@ async fn main() {
         max_duration: Duration::from_secs(arg("--minutes", 30) * 60),
         batch: arg("--batch", 4) as usize,
         seed: arg("--seed", 7),
+        converge_within: Duration::from_secs(arg("--converge-seconds", 240)),
     };
     eprintln!("soak: {config:?}");
     let started = std::time::Instant::now();

@@ -306,6 +306,68 @@ pub fn default_cloud(delays: Delays, max_amount: i64) -> Cloud {
 /// Calls counted by action and outcome (`success`, or the error code).
 pub type CallCounts = BTreeMap<String, BTreeMap<String, u64>>;
 
+/// One `CreateDBInstance` or `DeleteDBInstance` call, as the admin write log shows it: who sent
+/// it, when, for which instance, what the instance was doing, and how it ended. Tests use it to
+/// count writes per instance and per access key (e.g. the soak's delete and lease invariants).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRecord {
+    /// When the call arrived (verified), in milliseconds since the epoch.
+    pub at_ms: i64,
+    /// The access key that signed it.
+    pub access_key_id: String,
+    /// The action.
+    pub action: String,
+    /// `InstanceUuid` of a delete.
+    pub instance_uuid: Option<String>,
+    /// `InstanceName` of a create; the name of the instance a delete is for, if it exists.
+    pub instance_name: Option<String>,
+    /// What the instance of a delete was doing when the call was carried out: `creating`,
+    /// `running`, `deleting` (an earlier delete was accepted) or `absent`.
+    pub instance_state: Option<&'static str>,
+    /// `success`, `lost_5xx`, `lost_drop`, or the error code (injected errors included).
+    pub outcome: String,
+    /// Whether the call reached the cloud's state (false: an injected error answered it first).
+    pub executed: bool,
+}
+
+impl WriteRecord {
+    /// A record of `req` if it is a logged write, with its parameters from the JSON `body`.
+    fn of(req: &auth::Verified, body: &[u8], at_ms: i64) -> Option<Self> {
+        if !matches!(req.action.as_str(), "CreateDBInstance" | "DeleteDBInstance") {
+            return None;
+        }
+        let body: Value = serde_json::from_slice(body).unwrap_or_default();
+        let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+        Some(Self {
+            at_ms,
+            access_key_id: req.access_key_id.clone(),
+            action: req.action.clone(),
+            instance_uuid: field("InstanceUuid"),
+            instance_name: field("InstanceName"),
+            instance_state: None,
+            outcome: String::new(),
+            executed: false,
+        })
+    }
+
+    /// Notes that the call is carried out on `cloud`, and what the instance of a delete is doing.
+    fn carried_out(&mut self, cloud: &Cloud, now: i64) {
+        self.executed = true;
+        let Some(uuid) = &self.instance_uuid else { return };
+        let inst = cloud.instances.get(uuid);
+        self.instance_state = Some(match inst {
+            None => "absent",
+            Some(i) if i.gone_at_ms.is_some() => "deleting",
+            Some(i) if i.running_at_ms.is_some_and(|t| t > now) => "creating",
+            Some(_) => "running",
+        });
+        if let Some(i) = inst {
+            self.instance_name = Some(i.listed.instance_name.clone());
+        }
+    }
+}
+
 struct Sim {
     keys: HashMap<String, SecretString>,
     skew: Duration,
@@ -321,6 +383,10 @@ struct Core {
     nonces: auth::NonceCache,
     faults: FaultInjector,
     calls: CallCounts,
+    /// Verified calls by access key, then action and outcome.
+    calls_by_key: BTreeMap<String, CallCounts>,
+    /// Every create and delete call, in arrival order.
+    writes: Vec<WriteRecord>,
 }
 
 /// Marks a response whose connection must be closed without sending it (a lost answer).
@@ -400,6 +466,8 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, StartErr
             nonces: auth::NonceCache::default(),
             faults: FaultInjector::new(config.faults()?, config.seed),
             calls: BTreeMap::new(),
+            calls_by_key: BTreeMap::new(),
+            writes: Vec::new(),
         }),
         redis,
     });
@@ -459,6 +527,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/admin/instances", get(admin_instances))
         .route("/admin/instances/{uuid}", delete(admin_vanish).patch(admin_move))
         .route("/admin/calls", get(admin_calls))
+        .route("/admin/writes", get(admin_writes))
         .route("/admin/faults", get(admin_faults).put(admin_set_faults))
         .route("/admin/reset", post(admin_reset));
     Router::new()
@@ -510,20 +579,24 @@ async fn api(State(sim): State<Arc<Sim>>, method: HttpMethod, uri: Uri, body: ax
         }
     };
     let action = verified.action.clone();
+    let mut write = WriteRecord::of(&verified, &body, now_ms());
     let latency = sim.core.lock().await.faults.faults.latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let injected = sim.core.lock().await.faults.error_for(&action);
     if let Some(inj) = injected {
-        sim.core.lock().await.count(&action, inj.code);
+        let mut core = sim.core.lock().await;
+        core.count(&action, inj.code);
+        core.count_verified(&verified, inj.code, write);
         return error_response(&ApiError::new(inj.status, inj.code, "injected fault"));
     }
-    let result = sim.execute(method, &verified, &body).await;
+    let result = sim.execute(method, &verified, &body, &mut write).await;
     let mut core = sim.core.lock().await;
     match result {
         Err(e) => {
             core.count(&action, &e.code);
+            core.count_verified(&verified, &e.code, write);
             error_response(&e)
         }
         Ok(env) => {
@@ -535,6 +608,7 @@ async fn api(State(sim): State<Arc<Sim>>, method: HttpMethod, uri: Uri, body: ax
                 Some(LostMode::UndocumentedCode) => "lost_undocumented",
             };
             core.count(&action, outcome);
+            core.count_verified(&verified, outcome, write);
             drop(core);
             sim.persist().await;
             match lost {
@@ -563,6 +637,22 @@ impl Core {
             .entry(outcome.to_owned())
             .or_default() += 1;
     }
+
+    /// Counts a verified call by its access key, and logs it if it is a write.
+    fn count_verified(&mut self, req: &auth::Verified, outcome: &str, write: Option<WriteRecord>) {
+        *self
+            .calls_by_key
+            .entry(req.access_key_id.clone())
+            .or_default()
+            .entry(req.action.clone())
+            .or_default()
+            .entry(outcome.to_owned())
+            .or_default() += 1;
+        if let Some(mut w) = write {
+            w.outcome = outcome.to_owned();
+            self.writes.push(w);
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -571,7 +661,13 @@ fn now_ms() -> i64 {
 
 impl Sim {
     /// Carries out a verified call on the state.
-    async fn execute(&self, method: Method, req: &auth::Verified, body: &[u8]) -> Result<Envelope, ApiError> {
+    async fn execute(
+        &self,
+        method: Method,
+        req: &auth::Verified,
+        body: &[u8],
+        write: &mut Option<WriteRecord>,
+    ) -> Result<Envelope, ApiError> {
         let expected = match req.action.as_str() {
             "DescribeRegins"
             | "DescribeAvailableDBConfig"
@@ -618,6 +714,9 @@ impl Sim {
         let result = {
             let mut core = self.core.lock().await;
             gone_before = core.cloud.advance(now);
+            if let Some(w) = write.as_mut() {
+                w.carried_out(&core.cloud, now);
+            }
             let lag = core.faults.faults.visibility_lag_ms as i64;
             let show_deleting = !core.faults.faults.hide_deleting_status;
             let cloud = &mut core.cloud;
@@ -785,7 +884,16 @@ async fn admin_calls(State(sim): State<Arc<Sim>>) -> Response {
         return r;
     }
     let core = sim.core.lock().await;
-    Json(json!({ "calls": core.calls, "faultsInjected": core.faults.injected })).into_response()
+    Json(json!({ "calls": core.calls, "faultsInjected": core.faults.injected, "byAccessKey": core.calls_by_key }))
+        .into_response()
+}
+
+/// Every create and delete call so far (see [`WriteRecord`]).
+async fn admin_writes(State(sim): State<Arc<Sim>>) -> Response {
+    if let Some(r) = admin_off(&sim) {
+        return r;
+    }
+    Json(json!({ "writes": sim.core.lock().await.writes })).into_response()
 }
 
 async fn admin_faults(State(sim): State<Arc<Sim>>) -> Response {
@@ -812,6 +920,8 @@ async fn admin_reset(State(sim): State<Arc<Sim>>) -> Response {
         let mut core = sim.core.lock().await;
         core.cloud = core.pristine.clone();
         core.calls.clear();
+        core.calls_by_key.clear();
+        core.writes.clear();
         core.faults.faults = Faults::default();
         core.faults.injected.clear();
     }
@@ -916,6 +1026,71 @@ mod tests {
         .err()
         .unwrap();
         assert!(matches!(e, StartError::Listen { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn the_write_log_says_who_wrote_what_to_an_instance_doing_what() {
+        crate::cds::client::install_crypto_provider();
+        let mut config = SimulatorConfig::for_tests("AKID1", "secret-one", Duration::ZERO, Duration::from_secs(60));
+        config.access_keys.push("AKID2:secret-two".into());
+        let sim = start(config).await.unwrap();
+        let client = |id: &str, secret: &str| {
+            let config = crate::cds::ClientConfig {
+                endpoint: sim.endpoint(),
+                ..Default::default()
+            };
+            let creds = crate::cds::Credentials::new(id, secret);
+            crate::cds::CdsClient::new(config, creds, crate::cds::rate_limiter(100.0, 100)).unwrap()
+        };
+        let (one, two) = (client("AKID1", "secret-one"), client("AKID2", "secret-two"));
+        let request = CreateInstanceRequest {
+            region_id: "CN_Beijing_A".into(),
+            vdc_id: "v".into(),
+            base_pipe_id: "p".into(),
+            instance_name: "logged".into(),
+            paas_goods_id: Some(12467),
+            password: "pw".into(),
+            amount: Some(1),
+            ..Default::default()
+        };
+        let uuid = one.create_instance(&request).await.unwrap().instance_uuid;
+        one.delete_instance(&uuid).await.unwrap();
+        // The instance is being deleted: a second delete is refused as busy.
+        assert!(two.delete_instance(&uuid).await.is_err());
+        let get = |path: &'static str| {
+            let url = format!("{}{path}", sim.endpoint());
+            async move { reqwest::get(url).await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let writes = get("/admin/writes").await;
+        let seen: Vec<(&str, &str, &str, &str, bool)> = writes["writes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["accessKeyId"].as_str().unwrap(),
+                    w["action"].as_str().unwrap(),
+                    w["instanceState"].as_str().unwrap_or("-"),
+                    w["outcome"].as_str().unwrap(),
+                    w["executed"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("AKID1", "CreateDBInstance", "-", "success", true),
+                ("AKID1", "DeleteDBInstance", "running", "success", true),
+                ("AKID2", "DeleteDBInstance", "deleting", "ResourceInUse", true),
+            ]
+        );
+        assert!(
+            writes["writes"][0]["instanceName"] == "logged" && writes["writes"][2]["instanceUuid"] == uuid.as_str()
+        );
+        let calls = get("/admin/calls").await;
+        assert_eq!(calls["byAccessKey"]["AKID2"]["DeleteDBInstance"]["ResourceInUse"], 1);
+        assert_eq!(calls["byAccessKey"]["AKID1"]["CreateDBInstance"]["success"], 1);
+        sim.shutdown().await;
     }
 
     /// The default data is the simulator's own copy of the recorded answers the parsing tests

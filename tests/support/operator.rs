@@ -30,6 +30,8 @@ pub struct OperatorOptions<'a> {
     pub env: Vec<(String, String)>,
     /// Name of the log file.
     pub name: String,
+    /// Watch every namespace instead of `namespace` (which still holds the Lease).
+    pub all_namespaces: bool,
 }
 
 impl<'a> OperatorOptions<'a> {
@@ -41,6 +43,7 @@ impl<'a> OperatorOptions<'a> {
             args: vec![],
             env: vec![],
             name: "operator".into(),
+            all_namespaces: false,
         }
     }
 }
@@ -81,6 +84,9 @@ impl Operator {
             ("--metrics-address", metrics.as_str()),
             ("--leader-election-namespace", opts.namespace),
         ] {
+            if flag == "--namespace" && opts.all_namespaces {
+                continue;
+            }
             if !opts.args.iter().any(|a| a == flag) {
                 args.extend([flag.to_owned(), value.to_owned()]);
             }

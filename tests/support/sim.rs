@@ -108,6 +108,33 @@ impl Admin {
             .unwrap()
     }
 
+    /// `GET /admin/writes`: every create and delete call so far, in arrival order.
+    pub async fn writes(&self) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/admin/writes", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["writes"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// All calls signed with `access_key_id` so far, whatever the action and outcome.
+    pub async fn calls_by_key(&self, access_key_id: &str) -> u64 {
+        let v = self.calls_json().await;
+        v["byAccessKey"][access_key_id].as_object().map_or(0, |actions| {
+            actions
+                .values()
+                .filter_map(Value::as_object)
+                .flat_map(|outcomes| outcomes.values())
+                .filter_map(Value::as_u64)
+                .sum()
+        })
+    }
+
     /// `PUT /admin/faults`.
     pub async fn set_faults(&self, faults: Value) {
         let r = self
