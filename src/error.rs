@@ -72,7 +72,7 @@ pub enum Error {
     NotLeader,
     /// A CDS call failed.
     #[error(transparent)]
-    Cds(#[from] CdsError),
+    Cds(CdsError),
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[source] kube::Error),
@@ -82,6 +82,16 @@ pub enum Error {
     /// The operator has no usable credentials for the object.
     #[error("{0}")]
     Credentials(String),
+}
+
+impl From<CdsError> for Error {
+    fn from(e: CdsError) -> Self {
+        match e.kind {
+            // The client refused to send it: the lease was lost while the call waited its turn.
+            crate::cds::ErrorKind::Fenced => Self::NotLeader,
+            _ => Self::Cds(e),
+        }
+    }
 }
 
 impl From<kube::Error> for Error {

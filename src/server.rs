@@ -28,6 +28,8 @@ pub struct Readiness {
     state: AtomicU8,
     /// The watches that completed an initial list since this replica began leading, a bit each.
     synced: AtomicU8,
+    /// Wakes the tasks waiting in [`Readiness::wait_synced`].
+    synced_notify: tokio::sync::Notify,
 }
 
 const STANDBY: u8 = 1;
@@ -58,6 +60,9 @@ impl Readiness {
     /// `watch` completed an initial list: ready once every watch has.
     pub fn watch_synced(&self, watch: Watch) {
         let synced = self.synced.fetch_or(watch as u8, Ordering::SeqCst) | watch as u8;
+        if synced == ALL_WATCHES {
+            self.synced_notify.notify_waiters();
+        }
         if synced == ALL_WATCHES
             && self
                 .state
@@ -84,6 +89,19 @@ impl Readiness {
             }
         })
     }
+    /// Waits until every watch has completed an initial list since this replica began leading
+    /// (immediate afterwards). Any number of tasks may wait.
+    pub async fn wait_synced(&self) {
+        loop {
+            // Created before the check, so a notification in between is not lost.
+            let notified = self.synced_notify.notified();
+            if self.synced.load(Ordering::SeqCst) == ALL_WATCHES {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     fn is_ready(&self) -> (bool, &'static str) {
         match self.state.load(Ordering::SeqCst) {
             STANDBY => (true, "standby"),

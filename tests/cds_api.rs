@@ -673,3 +673,49 @@ async fn secrets_never_reach_logs_debug_output_or_errors() {
     }
     let _ = std::io::stderr().flush();
 }
+
+/// A gate that a test closes.
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl cds_redis_operator::cds::SendGate for Flag {
+    fn may_send(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn a_gate_closed_while_a_call_waits_for_the_rate_limiter_stops_it() {
+    let s = sim::start(Duration::from_millis(100), Duration::from_millis(100)).await;
+    let admin = Admin::of(&s);
+    let config = cds_redis_operator::cds::ClientConfig {
+        endpoint: s.endpoint(),
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let gate = Arc::new(Flag(std::sync::atomic::AtomicBool::new(true)));
+    let client = cds_redis_operator::cds::CdsClient::new(
+        config,
+        Credentials::new(KEY_ID, KEY_SECRET),
+        cds_redis_operator::cds::rate_limiter(1.0, 1),
+    )
+    .unwrap()
+    .with_gate(gate.clone());
+    client.describe_regions().await.unwrap();
+    // The second call waits about a second for the limiter; the lease is lost meanwhile (as by
+    // a replica whose fence closed after its reconcile checked it).
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.describe_regions().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    let err = waiting.await.unwrap().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Fenced, "{err}");
+    assert!(!err.outcome_unknown(), "never sent");
+    assert_eq!(
+        admin.calls_total("DescribeRegins").await,
+        1,
+        "only the first call reached the cloud"
+    );
+    s.shutdown().await;
+}

@@ -41,6 +41,13 @@ pub trait CallObserver: Send + Sync {
     fn observe(&self, action: &str, outcome: &str, latency: Duration);
 }
 
+/// Asked right before each request leaves, after the rate-limiter wait: a process that lost its
+/// leader lease while it waited must not call the cloud (contract, Ownership rule 7).
+pub trait SendGate: Send + Sync {
+    /// Whether a request may be sent now.
+    fn may_send(&self) -> bool;
+}
+
 /// How the client talks to the cloud.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -102,6 +109,7 @@ struct Inner {
     limiter: SharedRateLimiter,
     config: ClientConfig,
     observer: Option<Arc<dyn CallObserver>>,
+    gate: Option<Arc<dyn SendGate>>,
 }
 
 impl std::fmt::Debug for CdsClient {
@@ -149,26 +157,33 @@ impl CdsClient {
                 limiter,
                 config,
                 observer: None,
+                gate: None,
             }),
         })
     }
 
     /// The same client reporting every call to `observer`.
     pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
+        self.rebuild(|inner| inner.observer = Some(observer))
+    }
+
+    /// The same client sending a request only while `gate` allows it.
+    pub fn with_gate(self, gate: Arc<dyn SendGate>) -> Self {
+        self.rebuild(|inner| inner.gate = Some(gate))
+    }
+
+    fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
             http: arc.http.clone(),
             base_url: arc.base_url.clone(),
             credentials: arc.credentials.clone(),
             limiter: arc.limiter.clone(),
             config: arc.config.clone(),
-            observer: None,
+            observer: arc.observer.clone(),
+            gate: arc.gate.clone(),
         });
-        Self {
-            inner: Arc::new(Inner {
-                observer: Some(observer),
-                ..inner
-            }),
-        }
+        change(&mut inner);
+        Self { inner: Arc::new(inner) }
     }
 
     /// The service URL, e.g. `https://cdsapi.capitalonline.net/redis/`.
@@ -374,6 +389,13 @@ impl CdsClient {
                 action,
                 ErrorKind::RateLimited,
                 "the operator's CDS rate limit is exhausted",
+            ));
+        }
+        if self.inner.gate.as_ref().is_some_and(|g| !g.may_send()) {
+            return Err(CdsError::other(
+                action,
+                ErrorKind::Fenced,
+                "not sent: this process is no longer the leader",
             ));
         }
         let nonce = uuid::Uuid::new_v4().to_string();

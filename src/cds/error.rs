@@ -53,6 +53,8 @@ pub enum ErrorKind {
     RateLimited,
     /// The request could not be built (bad endpoint, missing credentials).
     Config,
+    /// Not sent: the process lost its leader lease (see `SendGate`).
+    Fenced,
 }
 
 /// A failed CDS call: which action, what the cloud said, and whether to retry.
@@ -134,7 +136,11 @@ impl CdsError {
     /// other busy codes, throttling, timeouts, connection failures and unreadable answers.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
-            ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Decode | ErrorKind::RateLimited => true,
+            ErrorKind::Timeout
+            | ErrorKind::Connect
+            | ErrorKind::Decode
+            | ErrorKind::RateLimited
+            | ErrorKind::Fenced => true,
             ErrorKind::Config => false,
             ErrorKind::Api => {
                 self.is_throttled()
@@ -166,7 +172,7 @@ impl CdsError {
     /// create's intent marker (contract, Ownership rule 6: unknown is not "no").
     pub fn is_definite_rejection(&self) -> bool {
         match self.kind {
-            ErrorKind::RateLimited | ErrorKind::Config => true,
+            ErrorKind::RateLimited | ErrorKind::Config | ErrorKind::Fenced => true,
             ErrorKind::Connect => self.message.contains("refused"),
             ErrorKind::Timeout | ErrorKind::Decode => false,
             ErrorKind::Api => {

@@ -14,6 +14,6 @@ pub mod inventory;
 pub mod signer;
 pub mod wire;
 
-pub use client::{CdsClient, ClientConfig, Created, InstanceFilter, SharedRateLimiter, rate_limiter};
+pub use client::{CdsClient, ClientConfig, Created, InstanceFilter, SendGate, SharedRateLimiter, rate_limiter};
 pub use error::{CdsError, ErrorKind};
 pub use signer::Credentials;

@@ -15,7 +15,7 @@ const UNUSED_ACCOUNT_TTL: Duration = Duration::from_secs(3600);
 use secrecy::ExposeSecret as _;
 
 use crate::cds::catalogue::Catalogue;
-use crate::cds::client::CallObserver;
+use crate::cds::client::{CallObserver, SendGate};
 use crate::cds::inventory::Inventory;
 use crate::cds::{CdsClient, CdsError, ClientConfig, Credentials, SharedRateLimiter};
 
@@ -35,22 +35,26 @@ pub struct Accounts {
     config: ClientConfig,
     limiter: SharedRateLimiter,
     observer: Arc<dyn CallObserver>,
+    gate: Arc<dyn SendGate>,
     catalogue_ttl: Duration,
     accounts: Mutex<HashMap<AccountKey, (Arc<Account>, Instant)>>,
 }
 
 impl Accounts {
-    /// A pool whose clients share `limiter` and report to `observer`.
+    /// A pool whose clients share `limiter`, report to `observer` and send only while `gate`
+    /// allows it.
     pub fn new(
         config: ClientConfig,
         limiter: SharedRateLimiter,
         observer: Arc<dyn CallObserver>,
+        gate: Arc<dyn SendGate>,
         catalogue_ttl: Duration,
     ) -> Self {
         Self {
             config,
             limiter,
             observer,
+            gate,
             catalogue_ttl,
             accounts: Mutex::new(HashMap::new()),
         }
@@ -72,7 +76,8 @@ impl Accounts {
         // secret) are dropped.
         accounts.retain(|_, (_, used)| now.duration_since(*used) < UNUSED_ACCOUNT_TTL);
         let client = CdsClient::new(self.config.clone(), credentials, self.limiter.clone())?
-            .with_observer(self.observer.clone());
+            .with_observer(self.observer.clone())
+            .with_gate(self.gate.clone());
         let account = Arc::new(Account {
             inventory: Inventory::new(client.clone()),
             catalogue: Catalogue::new(self.catalogue_ttl),

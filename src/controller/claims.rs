@@ -2,8 +2,11 @@
 //! object), kept from the `RedisInstance` watch, plus the reservations a reconcile makes right
 //! before it creates or adopts, so two objects reconciled at the same moment cannot both win.
 //!
-//! A `Full` object claims the UUID in its status and in `spec.instanceUuid`, and the instance
-//! name it created (or is creating) with. `ObserveOnly` objects claim nothing: they may observe
+//! A `Full` object claims what it has recorded: the UUID in its status, and the instance name
+//! it created (or is creating) with. `spec.instanceUuid` is a wish, not a claim: an object that
+//! asks for an instance another object records must not make that object's claim look contested
+//! (both would report `InstanceInUse`, and deleting both would orphan the instance); it
+//! competes through a reservation when it adopts. `ObserveOnly` objects claim nothing: they may observe
 //! an instance another object manages.
 
 use std::collections::{BTreeSet, HashMap};
@@ -48,10 +51,7 @@ pub fn claims_of(obj: &RedisInstance) -> Vec<Claim> {
         return vec![];
     }
     let status = obj.status.as_ref();
-    let uuids = [
-        status.and_then(|s| s.instance_uuid.clone()),
-        obj.spec.instance_uuid.clone(),
-    ];
+    let uuids = [status.and_then(|s| s.instance_uuid.clone())];
     let names = [
         status.and_then(|s| s.instance_name.clone()),
         status.and_then(|s| s.create_attempt.as_ref().map(|a| a.instance_name.clone())),
@@ -211,6 +211,14 @@ mod tests {
         assert_eq!(claims.holder(&Claim::Name("n1".into()), &b).as_deref(), Some("ns/a"));
         assert_eq!(claims.holder(&Claim::Uuid("u1".into()), &a), None, "its own claim");
         assert!(claims.reserve(Claim::Uuid("u1".into()), &b).is_err());
+        // b only asks for u1 (spec.instanceUuid): that does not contest a's record (found by
+        // the soak: both reported InstanceInUse, and deleting both orphaned the instance).
+        claims.observe(&watcher::Event::Apply(b.clone()));
+        assert_eq!(
+            claims.holder(&Claim::Uuid("u1".into()), &a),
+            None,
+            "a wish is not a claim"
+        );
         // Deleted: the claim goes with it.
         claims.observe(&watcher::Event::Delete(a));
         assert_eq!(claims.holder(&Claim::Uuid("u1".into()), &b), None);

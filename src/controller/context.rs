@@ -18,6 +18,7 @@ use crate::crd::{RedisInstance, RedisInstanceStatus};
 use crate::error::Error;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::server::Readiness;
 
 /// Everything a reconcile needs, shared by all of them.
 pub struct Context {
@@ -39,6 +40,8 @@ pub struct Context {
     pub objects: Store<RedisInstance>,
     /// Whether this replica may act.
     pub leadership: Leadership,
+    /// Whether the watches have listed everything once (the caches can be trusted).
+    pub readiness: Arc<Readiness>,
     /// Per-object memory, by UID.
     memory: Mutex<HashMap<String, Memory>>,
 }
@@ -79,6 +82,7 @@ impl Context {
         objects: Store<RedisInstance>,
         claims: Arc<Claims>,
         leadership: Leadership,
+        readiness: Arc<Readiness>,
     ) -> Self {
         Self {
             client,
@@ -90,6 +94,7 @@ impl Context {
             claims,
             objects,
             leadership,
+            readiness,
             memory: Mutex::new(HashMap::new()),
         }
     }

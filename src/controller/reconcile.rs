@@ -50,6 +50,10 @@ pub fn error_policy(obj: Arc<RedisInstance>, err: &Error, ctx: Arc<Context>) -> 
 }
 
 async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, Error> {
+    // Decisions rest on the caches: before their initial lists are in, a Secret looks absent
+    // (so a rejected create's inputs look changed, found by the soak) and another object's
+    // claim looks free. Immediate once both are synced.
+    ctx.readiness.wait_synced().await;
     if ctx.cache_behind(obj) {
         // The watch event of our own write is on its way and triggers the next reconcile.
         return Ok(Action::requeue(Duration::from_millis(500)));

@@ -227,13 +227,16 @@ fn watches(
     // The claim index follows every event, deletions and relists included.
     let claims = Arc::new(Claims::default());
     let claims_of_watch = claims.clone();
+    // The claims see each event before readiness does: once synced, the index is complete.
     let object_events = readiness
-        .track_initial_list(crate::server::Watch::Objects, reflector::reflector(writer, ri_watch))
-        .inspect(move |event| {
-            if let Ok(event) = event {
-                claims_of_watch.observe(event);
-            }
-        })
+        .track_initial_list(
+            crate::server::Watch::Objects,
+            reflector::reflector(writer, ri_watch).inspect(move |event| {
+                if let Ok(event) = event {
+                    claims_of_watch.observe(event);
+                }
+            }),
+        )
         .applied_objects();
     Watches {
         objects,
@@ -260,6 +263,7 @@ async fn control(
         config.cds.client_config(),
         config.cds.rate_limiter(),
         metrics.clone(),
+        Arc::new(LeaseGate(leadership.clone())),
         config.catalogue_ttl,
     );
     let ctx = Arc::new(Context::new(
@@ -272,16 +276,11 @@ async fn control(
         w.objects.clone(),
         w.claims,
         leadership,
+        readiness,
     ));
     let housekeeping = {
-        // Objects deleted without a finalizer (ObserveOnly) are never reconciled again.
         let ctx = ctx.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                ctx.forget_missing();
-            }
-        })
+        tokio::spawn(async move { housekeeping(&ctx).await })
     };
     let mapper_store = w.objects.clone();
     tracing::info!("starting the RedisInstance controller");
@@ -301,4 +300,29 @@ async fn control(
         })
         .await;
     housekeeping.abort();
+}
+
+/// Every 30 seconds, once the caches are synced: forgets objects deleted without a finalizer
+/// (ObserveOnly objects are never reconciled again), and, as the leader, releases account
+/// Secrets no object needs any more.
+async fn housekeeping(ctx: &Context) {
+    ctx.readiness.wait_synced().await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        ctx.forget_missing();
+        if ctx.fence().is_ok()
+            && let Err(e) = ctx.secrets.release_unneeded_holds(&ctx.objects).await
+        {
+            tracing::warn!(error = %e, "releasing unneeded account Secret holds");
+        }
+    }
+}
+
+/// Lets the CDS clients send only while this process holds the leader lease.
+struct LeaseGate(Leadership);
+
+impl crate::cds::SendGate for LeaseGate {
+    fn may_send(&self) -> bool {
+        self.0.check().is_ok()
+    }
 }

@@ -10,7 +10,7 @@
 //! updated when a fresh read shows this object's UID as its controller, never otherwise; every
 //! update is conditional on the `resourceVersion` of that read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
@@ -61,6 +61,9 @@ pub struct SecretReader {
     client: kube::Client,
     store: Store<PartialObjectMeta<Secret>>,
     cache: Mutex<DataCache>,
+    /// UIDs of objects whose cleanup finalizer was removed, until they leave the cache; the
+    /// lock also serialises the releases of in-use finalizers.
+    released: Mutex<HashSet<String>>,
 }
 
 impl SecretReader {
@@ -70,6 +73,7 @@ impl SecretReader {
             client,
             store,
             cache: Mutex::new(HashMap::new()),
+            released: Mutex::new(HashSet::new()),
         }
     }
 
@@ -262,23 +266,50 @@ impl SecretReader {
         self.set_in_use(&namespace(obj), &r.name, true).await
     }
 
-    /// Takes the in-use finalizer off `obj`'s account Secret, unless another object that may
-    /// still delete an instance (one carrying the cleanup finalizer) uses the same Secret.
+    /// Takes the in-use finalizer off `obj`'s account Secret (after `obj`'s cleanup finalizer
+    /// was removed), unless another object that may still delete an instance uses it.
+    ///
+    /// Releases are serialised and remember whom they released: two objects sharing a Secret
+    /// and released milliseconds apart each still see the other's finalizer in the cache, and
+    /// without the memory neither would take the hold off.
     pub async fn release_credentials(&self, obj: &RedisInstance, objects: &Store<RedisInstance>) -> Result<(), Error> {
         let Some(r) = &obj.spec.credentials_secret_ref else {
             return Ok(());
         };
+        let mut released = self.released.lock().await;
+        released.insert(obj.uid().unwrap_or_default());
         let ns = namespace(obj);
-        let still_needed = objects.state().iter().any(|o| {
-            o.uid() != obj.uid()
-                && o.namespace().as_deref() == Some(ns.as_str())
-                && o.spec.credentials_secret_ref.as_ref().is_some_and(|c| c.name == r.name)
-                && o.finalizers().iter().any(|f| f == FINALIZER)
-        });
-        if still_needed {
+        if holders(objects, &released, &ns, &r.name) > 0 {
             return Ok(());
         }
         self.set_in_use(&ns, &r.name, false).await
+    }
+
+    /// Takes the in-use finalizer off every account Secret that no object needs any more: one
+    /// whose last user was released by a process killed between its two writes, or whose users
+    /// now reference another Secret. Run by the leader on synced caches; returns how many holds
+    /// it released.
+    pub async fn release_unneeded_holds(&self, objects: &Store<RedisInstance>) -> Result<usize, Error> {
+        let mut released = self.released.lock().await;
+        // Objects gone from the cache no longer need remembering.
+        let alive: std::collections::HashSet<String> = objects.state().iter().filter_map(|o| o.uid()).collect();
+        released.retain(|u| alive.contains(u));
+        let held: Vec<(String, String)> = self
+            .store
+            .state()
+            .iter()
+            .filter(|m| m.finalizers().iter().any(|f| f == IN_USE_FINALIZER))
+            .map(|m| (m.namespace().unwrap_or_default(), m.name_any()))
+            .collect();
+        let mut count = 0;
+        for (ns, name) in held {
+            if holders(objects, &released, &ns, &name) == 0 {
+                tracing::info!(secret = %format!("{ns}/{name}"), "no object needs this account Secret any more: releasing it");
+                self.set_in_use(&ns, &name, false).await?;
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     async fn set_in_use(&self, ns: &str, name: &str, held: bool) -> Result<(), Error> {
@@ -321,6 +352,21 @@ fn same_data(existing: &SecretData, data: &BTreeMap<String, String>) -> bool {
         && data
             .iter()
             .all(|(k, v)| existing.get(k).is_some_and(|b| b.0 == v.as_bytes()))
+}
+
+/// How many objects in `objects` may still delete an instance with the account Secret
+/// `ns/name`: those referencing it that carry the cleanup finalizer and were not released.
+fn holders(objects: &Store<RedisInstance>, released: &HashSet<String>, ns: &str, name: &str) -> usize {
+    objects
+        .state()
+        .iter()
+        .filter(|o| {
+            o.namespace().as_deref() == Some(ns)
+                && o.spec.credentials_secret_ref.as_ref().is_some_and(|c| c.name == name)
+                && o.finalizers().iter().any(|f| f == FINALIZER)
+                && !o.uid().is_some_and(|u| released.contains(&u))
+        })
+        .count()
 }
 
 /// The name of the password record of `obj`. It carries the object's UID, so neither another

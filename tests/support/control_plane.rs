@@ -572,16 +572,6 @@ impl ControlPlane {
         child.wait_with_output().expect("kubectl output")
     }
 
-    /// Whether kube-controller-manager runs with this control plane (garbage collection,
-    /// namespace deletion).
-    ///
-    /// STUB (soak-ownership branch): this branch's control plane starts no controller-manager,
-    /// so it says false and the soak leaves its namespace-deletion rounds out. To be wired up at
-    /// the merge with the branch that starts kube-controller-manager.
-    pub fn has_controller_manager(&self) -> bool {
-        false
-    }
-
     /// The audit log (`level: Metadata`), e.g. to show the 403s of a failing RBAC test.
     pub fn audit_log(&self) -> PathBuf {
         self.dir.join("audit.log")

@@ -164,8 +164,6 @@ pub struct SoakReport {
     pub rounds: usize,
     /// Rounds by kind ([`RoundKind::label`]).
     pub kinds: BTreeMap<&'static str, usize>,
-    /// Kinds that cannot run here, and why.
-    pub not_run: Vec<String>,
     /// SIGKILLs of the operator.
     pub kills: usize,
     /// Leaders frozen (SIGSTOP) past their lease and resumed.
@@ -234,9 +232,6 @@ impl std::fmt::Display for SoakReport {
             .map(|k| format!("{} {}", k.label(), self.kinds.get(k.label()).copied().unwrap_or(0)))
             .collect();
         writeln!(f, "rounds by kind: {}", kinds.join(", "))?;
-        for n in &self.not_run {
-            writeln!(f, "  not run: {n}")?;
-        }
         writeln!(f, "faults injected: {:?}", self.faults)?;
         writeln!(f, "cloud calls: {:?}", self.calls)?;
         writeln!(
@@ -451,7 +446,8 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         soak.user_secret(&ns, "pw", &[("password", "soak-password")], false)
             .await;
     }
-    let kinds = soak.kinds();
+    // The test control plane always runs kube-controller-manager, so every kind can run.
+    let kinds = RoundKind::ALL.to_vec();
     let mut first = kinds.clone();
     // Every kind once, in a seeded order, then drawn by weight.
     for i in (1..first.len()).rev() {
@@ -506,21 +502,6 @@ fn start_operator(cp: &ControlPlane, ns: &str, sim: &RunningSimulator) -> Operat
 }
 
 impl Soak {
-    /// The kinds that can run on this control plane.
-    fn kinds(&mut self) -> Vec<RoundKind> {
-        let has_gc = self.cp.has_controller_manager();
-        if !has_gc {
-            self.report.not_run.push(format!(
-                "{} (the control plane has no kube-controller-manager)",
-                RoundKind::NamespaceDeletion.label()
-            ));
-        }
-        RoundKind::ALL
-            .into_iter()
-            .filter(|k| *k != RoundKind::NamespaceDeletion || has_gc)
-            .collect()
-    }
-
     fn objects_api(&self, ns: &str) -> Api<RedisInstance> {
         Api::namespaced(self.client.clone(), ns)
     }
