@@ -136,12 +136,9 @@ impl CdsError {
     /// other busy codes, throttling, timeouts, connection failures and unreadable answers.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
-            ErrorKind::Timeout
-            | ErrorKind::Connect
-            | ErrorKind::Decode
-            | ErrorKind::RateLimited
-            | ErrorKind::Fenced => true,
-            ErrorKind::Config => false,
+            ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Decode | ErrorKind::RateLimited => true,
+            // Retrying cannot help a process that lost its lease.
+            ErrorKind::Config | ErrorKind::Fenced => false,
             ErrorKind::Api => {
                 self.is_throttled()
                     || self.http_status.is_some_and(|s| s >= 500)

@@ -238,18 +238,18 @@ impl Act<'_> {
             Err(e) if e.is_not_found() => true,
             // Still being created: the cloud takes the delete once the create is done.
             Err(e) if e.is_busy() && instance.status == wire::STATUS_CREATING => false,
-            // Busy after a delete of ours that the cloud accepted (or whose answer was lost) and
-            // that we re-sent after `DELETE_RESEND_AFTER`: the cloud is still deleting it (it
-            // documents no status for that), the same as accepted.
-            Err(e) if e.is_busy() && self.facts.delete_requested_age.is_some() => true,
+            // Busy after a delete of ours: one that the cloud accepted and we re-sent after
+            // `DELETE_RESEND_AFTER`, or one whose answer was lost. The cloud is deleting it (it
+            // documents no status for that): the same as accepted.
+            Err(e) if e.is_busy() && (self.facts.delete_requested_age.is_some() || ctx.delete_maybe_sent(obj)) => true,
             // Busy with another task (a backup, a change) and no delete of ours known: nothing
-            // reached the cloud, so try again with backoff rather than wait as if accepted.
+            // was carried out, so try again with backoff rather than wait as if accepted.
             Err(e) => {
                 if e.outcome_unknown() {
-                    // The delete may have been carried out: wait for it as for an accepted one
-                    // (written with the error's status), never re-send it at once.
+                    // It may have been carried out: the next listing must be newer, and a 409
+                    // on the retry means it was.
                     ctx.wrote_cloud(obj);
-                    self.status.delete_requested_at = Some(self.now.clone());
+                    ctx.delete_unanswered(obj);
                 }
                 return Err(e.into());
             }

@@ -57,6 +57,9 @@ struct Memory {
     /// The status our last write left, as the server returned it, until the watch cache shows
     /// it: reconciling on a cache that lags our own write would redo work.
     status_write: Option<(Instant, RedisInstanceStatus)>,
+    /// A delete of ours got no readable answer: it may be under way, so a 409 on the next one
+    /// is that delete in progress (the cloud documents no status for it).
+    delete_unanswered: bool,
 }
 
 /// The UID of `obj` (the key of the per-object memory).
@@ -131,6 +134,16 @@ impl Context {
     /// Records that the operator just created or deleted `obj`'s cloud instance.
     pub fn wrote_cloud(&self, obj: &RedisInstance) {
         self.with_memory(obj, |m| m.cloud_write = Some(Instant::now()));
+    }
+
+    /// Notes that a delete of `obj`'s instance got no readable answer (it may be under way).
+    pub fn delete_unanswered(&self, obj: &RedisInstance) {
+        self.with_memory(obj, |m| m.delete_unanswered = true);
+    }
+
+    /// Whether a delete of `obj`'s instance got no readable answer in this process.
+    pub fn delete_maybe_sent(&self, obj: &RedisInstance) -> bool {
+        self.with_memory(obj, |m| m.delete_unanswered)
     }
 
     /// Whether a listing requested at `requested_at` predates our last cloud write of `obj`.

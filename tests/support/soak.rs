@@ -130,7 +130,7 @@ pub mod invariant {
     pub const LEASE: &str = "no cloud call by a replica that lost its lease";
     /// `DeleteDBInstance` calls per instance that reached the cloud (a 409 on an instance still
     /// `CREATING` not counted) are at most 1 + the delete answers the cloud lost.
-    pub const DELETES: &str = "deletes per instance <= 1 + lost delete answers";
+    pub const DELETES: &str = "deletes per instance <= 1 + lost delete answers (cloud or kill)";
     /// Of an object whose create is rejected for good, at most one create per generation.
     pub const REJECTED: &str = "<= 1 create per object and generation after a definite rejection";
 
