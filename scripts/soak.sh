@@ -8,15 +8,16 @@
 #                       a connection Secret and of a password record, a create rejected for good;
 #   secrets-first       objects with their own account and password Secrets, which are deleted
 #                       before the objects;
-#   namespace-deletion  a namespace with objects and Secrets deleted (only when the test control
-#                       plane runs kube-controller-manager);
+#   namespace-deletion  a namespace with objects and Secrets deleted (kube-controller-manager
+#                       runs with the test control plane, so the namespace really goes);
 #   frozen-leader       two replicas on one Lease, the leader SIGSTOPped past its lease while the
 #                       other takes over, then SIGCONTed;
 #   no-deleting-status  the cloud lists an instance being deleted with its old status.
 # Then checks the invariants: no stuck finalizer or namespace, every object Ready or failed with
 # its reason, one cloud instance per object, no instance without its object unless Retain, no
 # instance recorded by two objects, no foreign Secret modified, no cloud call by a replica that
-# lost its lease, deletes per instance <= 1 + lost delete answers, at most one create per object
+# lost its lease, deletes per instance <= 1 + lost delete answers (lost by the cloud, or by an
+# operator killed in between), at most one create per object
 # and generation after a definite rejection. Prints rounds by kind, kills, faults, each
 # invariant's checks and violations. Exits 1 on any violation.
 #
