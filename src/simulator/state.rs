@@ -78,6 +78,16 @@ fn format_created(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// What a create the cloud accepts asks for.
+struct Order {
+    goods: i64,
+    ram_mb: i64,
+    version: String,
+    sub_product: String,
+    port: i64,
+    amount: i64,
+}
+
 impl Cloud {
     /// A cloud with these regions and catalogues and no instances.
     pub fn new(regions: Vec<Region>, catalogues: HashMap<String, DbConfig>, delays: Delays, max_amount: i64) -> Self {
@@ -140,13 +150,45 @@ impl Cloud {
     }
 
     /// `CreateDBInstance`: validates like the cloud, then starts `Amount` instances `CREATING`.
-    /// `port_for` may override the reported IP and port (the redis-server backend).
+    /// (With the redis-server backend, the caller then points the listed IP and port at it.)
     pub fn create(
         &mut self,
         req: &CreateInstanceRequest,
         now: i64,
         visibility_lag_ms: i64,
     ) -> Result<CreatedInstances, ApiError> {
+        let order = self.check_order(req)?;
+        let task_id = self.task();
+        let mut uuids = vec![];
+        for _ in 0..order.amount {
+            let uuid = uuid::Uuid::new_v4().to_string();
+            self.next_ip += 1;
+            let ip = format!("10.240.{}.{}", self.next_ip / 250, self.next_ip % 250 + 2);
+            let listed = self.listed(req, &order, &uuid, ip, now);
+            self.instances.insert(
+                uuid.clone(),
+                SimInstance {
+                    listed,
+                    paas_goods_id: order.goods,
+                    base_pipe_id: req.base_pipe_id.clone(),
+                    running_at_ms: Some(now + self.delays.create_ms),
+                    gone_at_ms: None,
+                    visible_at_ms: now + visibility_lag_ms,
+                    busy_until_ms: 0,
+                    task_id: task_id.clone(),
+                    backups: vec![],
+                },
+            );
+            uuids.push(uuid);
+        }
+        // A zero delay means "at once": the instance is RUNNING in the create's own answer.
+        self.advance(now);
+        Ok(CreatedInstances { uuids, task_id })
+    }
+
+    /// Checks a create the way the cloud does: required fields, a region on sale, a product it
+    /// offers there, an allowed port, an amount in range.
+    fn check_order(&self, req: &CreateInstanceRequest) -> Result<Order, ApiError> {
         for (name, value) in [
             ("RegionId", &req.region_id),
             ("VdcId", &req.vdc_id),
@@ -190,59 +232,45 @@ impl Cloud {
                 format!("Amount must be between 1 and {}", self.max_amount),
             ));
         }
-        let task_id = self.task();
-        let vdc_name = format!("vdc-{}", req.vdc_id.chars().take(8).collect::<String>());
-        let display = self
+        Ok(Order {
+            goods,
+            ram_mb: offer.ram_gb * 1024,
+            version: offer.version,
+            sub_product,
+            port,
+            amount,
+        })
+    }
+
+    /// How a new instance of `order` is listed.
+    fn listed(&self, req: &CreateInstanceRequest, order: &Order, uuid: &str, ip: String, now: i64) -> Instance {
+        let display_name = self
             .regions
             .iter()
             .find(|r| r.region_id == req.region_id)
             .map(|r| r.site_name.clone())
             .unwrap_or_default();
-        let mut uuids = vec![];
-        for _ in 0..amount {
-            let uuid = uuid::Uuid::new_v4().to_string();
-            self.next_ip += 1;
-            let ip = format!("10.240.{}.{}", self.next_ip / 250, self.next_ip % 250 + 2);
-            let listed = Instance {
-                instance_uuid: uuid.clone(),
-                instance_name: req.instance_name.clone(),
-                status: wire::STATUS_CREATING.into(),
-                status_str: "创建中".into(),
-                ip,
-                port: Some(port),
-                ram: Some(offer.ram_gb * 1024),
-                version: offer.version.clone(),
-                sub_product_name: sub_product.clone(),
-                region_id: req.region_id.clone(),
-                vdc_id: req.vdc_id.clone(),
-                vdc_name: vdc_name.clone(),
-                display_name: display.clone(),
-                link_type: "default_link".into(),
-                link_type_str: "默认链路".into(),
-                created_time: format_created(now),
-                resource_id: uuid::Uuid::new_v4().to_string(),
-                master_info: serde_json::Value::String(String::new()),
-                ..Default::default()
-            };
-            self.instances.insert(
-                uuid.clone(),
-                SimInstance {
-                    listed,
-                    paas_goods_id: goods,
-                    base_pipe_id: req.base_pipe_id.clone(),
-                    running_at_ms: Some(now + self.delays.create_ms),
-                    gone_at_ms: None,
-                    visible_at_ms: now + visibility_lag_ms,
-                    busy_until_ms: 0,
-                    task_id: task_id.clone(),
-                    backups: vec![],
-                },
-            );
-            uuids.push(uuid);
+        Instance {
+            instance_uuid: uuid.to_owned(),
+            instance_name: req.instance_name.clone(),
+            status: wire::STATUS_CREATING.into(),
+            status_str: "创建中".into(),
+            ip,
+            port: Some(order.port),
+            ram: Some(order.ram_mb),
+            version: order.version.clone(),
+            sub_product_name: order.sub_product.clone(),
+            region_id: req.region_id.clone(),
+            vdc_id: req.vdc_id.clone(),
+            vdc_name: format!("vdc-{}", req.vdc_id.chars().take(8).collect::<String>()),
+            display_name,
+            link_type: "default_link".into(),
+            link_type_str: "默认链路".into(),
+            created_time: format_created(now),
+            resource_id: uuid::Uuid::new_v4().to_string(),
+            master_info: serde_json::Value::String(String::new()),
+            ..Default::default()
         }
-        // A zero delay means "at once": the instance is RUNNING in the create's own answer.
-        self.advance(now);
-        Ok(CreatedInstances { uuids, task_id })
     }
 
     /// `DescribeDBInstances`: `InstanceUuid` matches exactly, `InstanceName` and `IP` as
