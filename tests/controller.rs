@@ -625,3 +625,37 @@ async fn no_secret_appears_in_logs_events_status_or_metrics() {
     }
     e.sim.shutdown().await;
 }
+
+/// The steps the operator log shows for `object`, with the number of the reconcile that took
+/// each (its log span).
+fn steps_of(logs: &str, object: &str) -> Vec<(u64, String)> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "acting" && v["fields"]["object"] == object)
+        .map(|v| {
+            let step = v["fields"]["step"].as_str().unwrap_or_default();
+            let name = step.split(['(', ' ']).next().unwrap_or_default().to_owned();
+            (v["span"]["id"].as_u64().unwrap_or(0), name)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_first_reconcile_adds_the_finalizer_and_reports_conditions() {
+    let e = env("first-reconcile", fast_sim()).await;
+    let op = e.operator();
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    e.create("early", spec(json!({}))).await;
+    e.wait_ready("early").await;
+    let steps = steps_of(&op.logs(), &format!("{}/early", e.ns));
+    let first = steps.first().cloned().unwrap_or_default();
+    assert_eq!(first.1, "AddFinalizer", "{steps:?}");
+    // The same reconcile went on to create (and so wrote Ready, Synced and the intent), rather
+    // than waiting for the watch event of its own finalizer.
+    assert!(
+        steps.iter().any(|(id, s)| *id == first.0 && s == "Create"),
+        "finalizer and create in one reconcile: {steps:?}"
+    );
+    assert!(first.0 > 0, "the reconcile span is logged: {steps:?}");
+    e.sim.shutdown().await;
+}

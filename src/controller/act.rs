@@ -37,7 +37,7 @@ pub enum Progress {
 }
 
 /// Everything a step acts with.
-pub struct Act<'a> {
+pub struct Act<'a, 'f> {
     /// The object as read.
     pub obj: &'a RedisInstance,
     /// The shared context.
@@ -49,12 +49,12 @@ pub struct Act<'a> {
     /// The account, if the planner needed the cloud.
     pub account: Option<std::sync::Arc<Account>>,
     /// The facts the step was planned on.
-    pub facts: &'a Facts,
+    pub facts: &'f Facts,
     /// Now.
     pub now: Time,
 }
 
-impl Act<'_> {
+impl Act<'_, '_> {
     /// Carries `step` out.
     pub async fn run(&mut self, step: Step) -> Result<Progress, Error> {
         tracing::debug!(object = %super::context::key(self.obj), ?step, "acting");

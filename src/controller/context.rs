@@ -44,6 +44,8 @@ pub struct Context {
     pub readiness: Arc<Readiness>,
     /// Per-object memory, by UID.
     memory: Mutex<HashMap<String, Memory>>,
+    /// Reconciles started, for their log span.
+    reconciles: std::sync::atomic::AtomicU64,
 }
 
 /// What the controller remembers of one object between its reconciles.
@@ -99,12 +101,18 @@ impl Context {
             leadership,
             readiness,
             memory: Mutex::new(HashMap::new()),
+            reconciles: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     fn with_memory<T>(&self, obj: &RedisInstance, f: impl FnOnce(&mut Memory) -> T) -> T {
         let mut memory = self.memory.lock().expect("not poisoned");
         f(memory.entry(uid(obj)).or_default())
+    }
+
+    /// The number of the next reconcile (1, 2, ...), shown in its log span.
+    pub fn next_reconcile_id(&self) -> u64 {
+        self.reconciles.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
     /// Fails once this replica cannot prove it leads: checked before every write.

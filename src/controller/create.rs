@@ -12,7 +12,7 @@ use crate::crd::{CreateAttempt, Phase};
 use crate::error::Error;
 use crate::failpoint;
 
-impl Act<'_> {
+impl Act<'_, '_> {
     /// Creates the object's instance.
     pub(super) async fn create(&mut self) -> Result<Progress, Error> {
         let (obj, ctx) = (self.obj, self.ctx);

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
+use tracing::Instrument as _;
 
 use super::act::{Act, Progress};
 use super::context::{self, Context};
 use super::events::EventType;
 use super::observe;
-use super::plan::{self, Decision};
+use super::plan::{self, Decision, Step};
 use super::status::{self, Outcome};
 use super::writes::ObjectWrites;
 use crate::backoff;
@@ -22,10 +23,31 @@ use crate::error::Error;
 /// per-UUID confirmation. A third request means a planner bug; it is reported, not looped on.
 const MAX_LOOKS: usize = 2;
 
+/// Metadata writes (the finalizer, the account Secret's hold) a reconcile carries on after.
+const MAX_METADATA_STEPS: usize = 2;
+
+/// What a metadata step put in place.
+#[derive(Clone, Copy)]
+enum Held {
+    Finalizer,
+    Credentials,
+}
+
+impl Held {
+    fn apply(self, facts: &mut plan::Facts) {
+        match self {
+            Self::Finalizer => facts.has_finalizer = true,
+            Self::Credentials => facts.credentials_unheld = false,
+        }
+    }
+}
+
 /// Reconciles one object (the controller's reconcile function).
 pub async fn reconcile(obj: Arc<RedisInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_object(&obj, &ctx).await;
+    // A number per reconcile, so the logs show which steps one reconcile took.
+    let span = tracing::debug_span!("reconcile", id = ctx.next_reconcile_id());
+    let result = reconcile_object(&obj, &ctx).instrument(span).await;
     ctx.metrics
         .reconciled(started.elapsed(), result.as_ref().err().map(Error::metric_label));
     match &result {
@@ -61,22 +83,39 @@ async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, 
     let now = Time(jiff::Timestamp::now());
     let mut facts = observe::local_facts(obj, ctx, &now);
     let mut account = None;
-    let decided = decide(obj, ctx, &mut facts, &mut account).await;
     let old = obj.status.clone().unwrap_or_default();
-    let mut act = Act {
-        obj,
-        ctx,
-        writes: ObjectWrites::new(ctx, obj),
-        status: old.clone(),
-        account,
-        facts: &facts,
-        now: now.clone(),
+    let (mut st, mut writes) = (old.clone(), ObjectWrites::new(ctx, obj));
+    let mut steps = 0;
+    let result = loop {
+        let step = match decide(obj, ctx, &mut facts, &mut account).await {
+            Ok(step) => step,
+            Err(e) => break Err(e),
+        };
+        steps += 1;
+        let metadata = match step {
+            Step::AddFinalizer => Some(Held::Finalizer),
+            Step::HoldCredentials => Some(Held::Credentials),
+            _ => None,
+        };
+        let mut act = Act {
+            obj,
+            ctx,
+            writes,
+            status: st,
+            account: account.clone(),
+            facts: &facts,
+            now: now.clone(),
+        };
+        let result = act.run(step).await;
+        (st, writes) = (act.status, act.writes);
+        match (result, metadata) {
+            // A finalizer or a hold is in place: go on in this reconcile (the writes carry the
+            // new resourceVersion), so the first reconcile of an object already reports its
+            // conditions instead of waiting for the watch event of its own finalizer.
+            (Ok(Progress::AwaitChange), Some(held)) if steps <= MAX_METADATA_STEPS => held.apply(&mut facts),
+            (result, _) => break result,
+        }
     };
-    let result = match decided {
-        Ok(step) => act.run(step).await,
-        Err(e) => Err(e),
-    };
-    let (mut st, mut writes) = (act.status, act.writes);
     let deleting = facts.deleting;
     let generation = obj.metadata.generation;
     match result {
