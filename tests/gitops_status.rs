@@ -256,6 +256,39 @@ fn assert_tools(phase: &str, obj: &Value, want_kstatus: (&str, &str), want_argoc
     );
 }
 
+/// The shape Argo CD's check reads (phase, deletion, and each condition's type, status and
+/// reason) of `obj`.
+fn shape(obj: &Value) -> (Value, bool, std::collections::BTreeSet<(String, String, String)>) {
+    let conditions = obj["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let f = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (f("type"), f("status"), f("reason"))
+        })
+        .collect();
+    (
+        obj["status"]["phase"].clone(),
+        obj["metadata"]["deletionTimestamp"].is_string(),
+        conditions,
+    )
+}
+
+/// Asserts that the Argo CD check's `testdata/<file>` has the shape of the live `obj` at this
+/// phase: the upstream test cases are what the operator really writes.
+fn assert_testdata_like(phase: &str, obj: &Value, file: &str) {
+    let text = std::fs::read_to_string(root().join(CHECK_DIR).join("testdata").join(file)).unwrap();
+    let case: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        shape(&case),
+        shape(obj),
+        "{phase}: testdata/{file} differs from the live object:\n{:#}",
+        obj["status"]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // kstatus and Argo CD on real objects
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +311,7 @@ async fn kstatus_and_argo_cd_follow_a_redis_instance_through_its_life() {
         ("InProgress", "generation is 1, but latest observed generation is 0"),
         ("Progressing", "Waiting for the operator to observe the object"),
     );
+    assert_testdata_like("just applied", &o, "progressing_status_default.yaml");
 
     let mut op = e.operator();
     let o = observe(&api, "life", "Reconciling=Creating", |o| {
@@ -291,6 +325,7 @@ async fn kstatus_and_argo_cd_follow_a_redis_instance_through_its_life() {
         ("InProgress", &creating),
         ("Progressing", &format!("Creating: {creating}")),
     );
+    assert_testdata_like("creating", &o, "progressing_creating.yaml");
 
     let o = observe(&api, "life", "Ready=True", |o| {
         condition(o, "Ready").is_some_and(|c| c["status"] == "True")
@@ -298,6 +333,7 @@ async fn kstatus_and_argo_cd_follow_a_redis_instance_through_its_life() {
     .await;
     let endpoint = format!("Running at {}:", o["status"]["endpoint"]["host"].as_str().unwrap());
     assert_tools("ready", &o, ("Current", "Resource is Ready"), ("Healthy", &endpoint));
+    assert_testdata_like("ready", &o, "healthy.yaml");
 
     // A spec change the operator has not observed (it is stopped): generation 2, observed 1.
     assert!(op.stop().await, "the operator stops on SIGTERM");
@@ -318,6 +354,7 @@ async fn kstatus_and_argo_cd_follow_a_redis_instance_through_its_life() {
             "Waiting for the operator to observe generation 2 (observed: 1)",
         ),
     );
+    assert_testdata_like("spec change not yet observed", &o, "progressing_stale_generation.yaml");
 
     let _op = e.operator();
     let o = observe(&api, "life", "generation 2 observed, Ready", |o| {
@@ -353,6 +390,7 @@ async fn kstatus_and_argo_cd_follow_a_redis_instance_through_its_life() {
         ("Terminating", "Resource scheduled for deletion"),
         ("Progressing", "Deleting the cloud instance"),
     );
+    assert_testdata_like("deleting", &o, "progressing_deleting.yaml");
     e.wait_gone("life").await;
 }
 
@@ -377,6 +415,7 @@ async fn kstatus_reads_terminal_failures_as_failed_and_retryable_ones_as_in_prog
         ("Failed", &why),
         ("Degraded", &format!("SecretNotFound: {why}")),
     );
+    assert_testdata_like("missing password Secret", &o, "degraded_secret_not_found.yaml");
 
     // The cloud refuses the product id: CloudRejected, terminal.
     e.create("rejected", spec(json!({ "paasGoodsId": 999 }))).await;
@@ -389,6 +428,7 @@ async fn kstatus_reads_terminal_failures_as_failed_and_retryable_ones_as_in_prog
         ("Failed", &why),
         ("Degraded", &format!("CloudRejected: {why}")),
     );
+    assert_testdata_like("cloud rejected", &o, "degraded_cloud_rejected.yaml");
 
     // The cloud answers 500 to every call: retried with backoff, in progress. (A 500 to the
     // create alone leaves its outcome unknown: the object then shows Reconciling=Creating while
@@ -409,6 +449,7 @@ async fn kstatus_reads_terminal_failures_as_failed_and_retryable_ones_as_in_prog
         ("InProgress", &why),
         ("Progressing", &format!("Retrying: {why}")),
     );
+    assert_testdata_like("cloud 500s", &o, "progressing_retrying.yaml");
     e.admin.set_faults(json!({})).await;
     let o = observe(&api, "retried", "Ready=True", |o| {
         condition(o, "Ready").is_some_and(|c| c["status"] == "True")
