@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::faults::LostMode;
 use super::log::WriteRecord;
+use super::state::Cloud;
 use super::{ApiError, DropConnection, Sim, auth};
 use crate::cds::signer::Method;
 use crate::cds::wire::{CreateInstanceRequest, Envelope};
@@ -26,6 +27,8 @@ fn error_response(e: &ApiError) -> Response {
     envelope_response(e.status, &env)
 }
 
+/// One API call: verify → count → injected latency and errors → carry out → maybe lose the
+/// answer → persist.
 pub(super) async fn api(
     State(sim): State<Arc<Sim>>,
     method: HttpMethod,
@@ -37,30 +40,9 @@ pub(super) async fn api(
         HttpMethod::POST => Method::Post,
         _ => return error_response(&ApiError::bad_request("UnsupportedOperation", "use GET or POST")),
     };
-    let verified = {
-        let query = match auth::parse_query(uri.query().unwrap_or("")) {
-            Ok(q) => q,
-            Err(e) => return error_response(&e),
-        };
-        let mut core = sim.core.lock().await;
-        match auth::verify(
-            method,
-            query,
-            &sim.keys,
-            jiff::Timestamp::now(),
-            sim.skew,
-            &mut core.nonces,
-        ) {
-            Ok(v) => v,
-            Err(e) => {
-                let action = auth::parse_query(uri.query().unwrap_or(""))
-                    .ok()
-                    .and_then(|q| q.get("Action").cloned())
-                    .unwrap_or_default();
-                core.count(&action, &e.code);
-                return error_response(&e);
-            }
-        }
+    let verified = match verify(&sim, method, uri.query().unwrap_or("")).await {
+        Ok(v) => v,
+        Err(e) => return error_response(&e),
     };
     let action = verified.action.clone();
     let mut write = WriteRecord::of(&verified, &body, now_ms());
@@ -77,36 +59,56 @@ pub(super) async fn api(
     }
     let result = sim.execute(method, &verified, &body, &mut write).await;
     let mut core = sim.core.lock().await;
-    match result {
+    let env = match result {
         Err(e) => {
             core.count(&action, &e.code);
             core.count_verified(&verified, &e.code, write);
-            error_response(&e)
+            return error_response(&e);
         }
-        Ok(env) => {
-            let lost = core.faults.lost_response(&action);
-            let outcome = match lost {
-                None => "success",
-                Some(LostMode::ServerError) => "lost_5xx",
-                Some(LostMode::Drop) => "lost_drop",
-                Some(LostMode::UndocumentedCode) => "lost_undocumented",
-            };
-            core.count(&action, outcome);
-            core.count_verified(&verified, outcome, write);
-            drop(core);
-            sim.persist().await;
-            match lost {
-                None => envelope_response(200, &env),
-                Some(LostMode::ServerError) => error_response(&ApiError::new(500, "InternalError", "internal error")),
-                Some(LostMode::UndocumentedCode) => {
-                    error_response(&ApiError::new(400, "TradeUnknownError", "unknown trade error"))
-                }
-                Some(LostMode::Drop) => {
-                    let mut r = StatusCode::OK.into_response();
-                    r.extensions_mut().insert(DropConnection);
-                    r
-                }
-            }
+        Ok(env) => env,
+    };
+    let lost = core.faults.lost_response(&action);
+    let outcome = match lost {
+        None => "success",
+        Some(LostMode::ServerError) => "lost_5xx",
+        Some(LostMode::Drop) => "lost_drop",
+        Some(LostMode::UndocumentedCode) => "lost_undocumented",
+    };
+    core.count(&action, outcome);
+    core.count_verified(&verified, outcome, write);
+    drop(core);
+    sim.persist().await;
+    answer(&env, lost)
+}
+
+/// Checks the signature like the cloud; a refused call is counted under its action.
+async fn verify(sim: &Sim, method: Method, query: &str) -> Result<auth::Verified, ApiError> {
+    let params = auth::parse_query(query)?;
+    let action = params.get("Action").cloned().unwrap_or_default();
+    let mut core = sim.core.lock().await;
+    auth::verify(
+        method,
+        params,
+        &sim.keys,
+        jiff::Timestamp::now(),
+        sim.skew,
+        &mut core.nonces,
+    )
+    .inspect_err(|e| core.count(&action, &e.code))
+}
+
+/// The answer to a call carried out, or how it is lost.
+fn answer(env: &Envelope, lost: Option<LostMode>) -> Response {
+    match lost {
+        None => envelope_response(200, env),
+        Some(LostMode::ServerError) => error_response(&ApiError::new(500, "InternalError", "internal error")),
+        Some(LostMode::UndocumentedCode) => {
+            error_response(&ApiError::new(400, "TradeUnknownError", "unknown trade error"))
+        }
+        Some(LostMode::Drop) => {
+            let mut r = StatusCode::OK.into_response();
+            r.extensions_mut().insert(DropConnection);
+            r
         }
     }
 }
@@ -114,6 +116,74 @@ pub(super) async fn api(
 pub(super) fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
+
+/// An action the simulator serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    DescribeRegins,
+    DescribeAvailableDBConfig,
+    DescribeDBInstances,
+    DescribeBackups,
+    DownloadBackup,
+    CreateDBInstance,
+    DeleteDBInstance,
+    CreateBackup,
+    DeleteBackup,
+}
+
+impl Action {
+    fn parse(name: &str) -> Result<Self, ApiError> {
+        Ok(match name {
+            "DescribeRegins" => Self::DescribeRegins,
+            "DescribeAvailableDBConfig" => Self::DescribeAvailableDBConfig,
+            "DescribeDBInstances" => Self::DescribeDBInstances,
+            "DescribeBackups" => Self::DescribeBackups,
+            "DownloadBackup" => Self::DownloadBackup,
+            "CreateDBInstance" => Self::CreateDBInstance,
+            "DeleteDBInstance" => Self::DeleteDBInstance,
+            "CreateBackup" => Self::CreateBackup,
+            "DeleteBackup" => Self::DeleteBackup,
+            other => {
+                return Err(ApiError::bad_request(
+                    "UnsupportedOperation",
+                    format!("unknown action {other:?}"),
+                ));
+            }
+        })
+    }
+
+    /// Reads take GET, writes POST with a JSON body.
+    fn method(self) -> Method {
+        match self {
+            Self::CreateDBInstance | Self::DeleteDBInstance | Self::CreateBackup | Self::DeleteBackup => Method::Post,
+            _ => Method::Get,
+        }
+    }
+}
+
+/// The parameters of a call: the query of a GET, the JSON body of a POST.
+struct Params<'a> {
+    query: &'a std::collections::BTreeMap<String, String>,
+    body: Option<Value>,
+}
+
+impl Params<'_> {
+    /// A parameter as a string (a JSON number is taken as its digits).
+    fn str(&self, name: &str) -> Option<String> {
+        match &self.body {
+            None => self.query.get(name).cloned(),
+            Some(body) => match body.get(name) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What carrying out a call asks of the simulator beyond its answer: instances to back with a
+/// `redis-server`, with their password.
+type ToBack = Option<(Vec<String>, String)>;
 
 impl Sim {
     /// Carries out a verified call on the state.
@@ -124,119 +194,59 @@ impl Sim {
         body: &[u8],
         write: &mut Option<WriteRecord>,
     ) -> Result<Envelope, ApiError> {
-        let expected = match req.action.as_str() {
-            "DescribeRegins"
-            | "DescribeAvailableDBConfig"
-            | "DescribeDBInstances"
-            | "DescribeBackups"
-            | "DownloadBackup" => Method::Get,
-            "CreateDBInstance" | "DeleteDBInstance" | "CreateBackup" | "DeleteBackup" => Method::Post,
-            other => {
-                return Err(ApiError::bad_request(
-                    "UnsupportedOperation",
-                    format!("unknown action {other:?}"),
-                ));
-            }
-        };
-        if method != expected {
+        let action = Action::parse(&req.action)?;
+        if method != action.method() {
             return Err(ApiError::bad_request(
                 "UnsupportedOperation",
-                format!("{} takes {}", req.action, expected.as_str()),
+                format!("{} takes {}", req.action, action.method().as_str()),
             ));
         }
-        let body: Value = if method == Method::Post {
-            if body.is_empty() {
-                json!({})
-            } else {
-                serde_json::from_slice(body)
-                    .map_err(|e| ApiError::bad_request("InvalidParameter", format!("the body is not JSON: {e}")))?
-            }
-        } else {
-            Value::Null
-        };
-        let str_param = |name: &str| -> Option<String> {
-            match method {
-                Method::Get => req.params.get(name).cloned(),
-                Method::Post => match body.get(name) {
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(Value::Number(n)) => Some(n.to_string()),
-                    _ => None,
-                },
-            }
+        let params = Params {
+            query: &req.params,
+            body: (method == Method::Post).then(|| parse_body(body)).transpose()?,
         };
         let now = now_ms();
-        let gone_before;
-        let mut to_back: Option<(Vec<String>, String)> = None;
-        let result = {
+        let (gone_before, result) = {
             let mut core = self.core.lock().await;
-            gone_before = core.cloud.advance(now);
+            let gone = core.cloud.advance(now);
             if let Some(w) = write.as_mut() {
                 w.carried_out(&core.cloud, now);
             }
-            let lag = core.faults.faults.visibility_lag_ms as i64;
-            let show_deleting = !core.faults.faults.hide_deleting_status;
-            let cloud = &mut core.cloud;
-            match req.action.as_str() {
-                "DescribeRegins" => Ok(Envelope::success(&cloud.regions, "")),
-                "DescribeAvailableDBConfig" => cloud
-                    .describe_config(str_param("RegionId").as_deref())
-                    .map(|c| Envelope::success(c, "")),
-                "DescribeDBInstances" => Ok(Envelope::success(cloud.list(&req.params, now), "")),
-                "CreateDBInstance" => {
-                    let create: CreateInstanceRequest = serde_json::from_value(body.clone())
-                        .map_err(|e| ApiError::bad_request("InvalidParameter", format!("bad body: {e}")))?;
-                    cloud.create(&create, now, lag).map(|created| {
-                        if self.redis.is_some() {
-                            to_back = Some((created.uuids.clone(), create.password.clone()));
-                        }
-                        Envelope::success(json!({ "InstancesUuid": created.uuids }), created.task_id)
-                    })
-                }
-                "DeleteDBInstance" => cloud
-                    .delete(str_param("InstanceUuid").as_deref(), now, show_deleting)
-                    .map(|t| Envelope::success(json!({}), t)),
-                "DescribeBackups" => cloud
-                    .backups(str_param("InstanceUuid").as_deref())
-                    .map(|b| Envelope::success(b, "")),
-                "DownloadBackup" => cloud
-                    .download_backup(str_param("InstanceUuid").as_deref(), str_param("BackupId").as_deref())
-                    .map(|b| Envelope::success(b, "")),
-                "CreateBackup" => cloud
-                    .create_backup(
-                        str_param("InstanceUuid").as_deref(),
-                        &str_param("Desc").unwrap_or_default(),
-                        now,
-                    )
-                    .map(|t| Envelope::success(json!({}), t)),
-                "DeleteBackup" => cloud
-                    .delete_backup(
-                        str_param("InstanceUuid").as_deref(),
-                        str_param("BackupId").as_deref(),
-                        now,
-                    )
-                    .map(|t| Envelope::success(json!({}), t)),
-                _ => unreachable!("checked above"),
-            }
+            let faults = &core.faults.faults;
+            let options = CallOptions {
+                now,
+                visibility_lag_ms: faults.visibility_lag_ms as i64,
+                show_deleting: !faults.hide_deleting_status,
+                redis_backed: self.redis.is_some(),
+            };
+            (gone, carry_out(&mut core.cloud, action, &params, &options))
         };
         for uuid in gone_before {
             self.stop_redis(&uuid).await;
         }
-        if let (Some((uuids, password)), Some(backend)) = (to_back, &self.redis) {
-            for uuid in uuids {
-                let port = backend.lock().await.start(&uuid, &password).await;
-                let mut core = self.core.lock().await;
-                match port {
-                    Ok(port) => {
-                        if let Some(inst) = core.cloud.instances.get_mut(&uuid) {
-                            inst.listed.ip = "127.0.0.1".into();
-                            inst.listed.port = Some(i64::from(port));
-                        }
+        let (envelope, to_back) = result?;
+        if let Some((uuids, password)) = to_back {
+            self.back_with_redis(uuids, &password).await;
+        }
+        Ok(envelope)
+    }
+
+    /// Starts a `redis-server` for each new instance and lists it at that address.
+    async fn back_with_redis(&self, uuids: Vec<String>, password: &str) {
+        let Some(backend) = &self.redis else { return };
+        for uuid in uuids {
+            let port = backend.lock().await.start(&uuid, password).await;
+            let mut core = self.core.lock().await;
+            match port {
+                Ok(port) => {
+                    if let Some(inst) = core.cloud.instances.get_mut(&uuid) {
+                        inst.listed.ip = "127.0.0.1".into();
+                        inst.listed.port = Some(i64::from(port));
                     }
-                    Err(e) => tracing::error!(error = %e, %uuid, "cannot start redis-server for the instance"),
                 }
+                Err(e) => tracing::error!(error = %e, %uuid, "cannot start redis-server for the instance"),
             }
         }
-        result
     }
 
     pub(super) async fn stop_redis(&self, uuid: &str) {
@@ -258,5 +268,57 @@ impl Sim {
         {
             tracing::warn!(error = %e, path = %path.display(), "cannot write the simulator state file");
         }
+    }
+}
+
+/// The body of a POST as JSON (an empty body is `{}`).
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("InvalidParameter", format!("the body is not JSON: {e}")))
+}
+
+/// How a call is carried out: its time, and the faults that shape what the cloud shows.
+struct CallOptions {
+    now: i64,
+    visibility_lag_ms: i64,
+    show_deleting: bool,
+    redis_backed: bool,
+}
+
+/// Carries out `action` on `cloud`: the answer, and the instances to back with redis-server.
+fn carry_out(
+    cloud: &mut Cloud,
+    action: Action,
+    p: &Params<'_>,
+    o: &CallOptions,
+) -> Result<(Envelope, ToBack), ApiError> {
+    let uuid = p.str("InstanceUuid");
+    let uuid = uuid.as_deref();
+    let done = |task: String| (Envelope::success(json!({}), task), None);
+    fn answer(data: impl serde::Serialize) -> (Envelope, ToBack) {
+        (Envelope::success(data, ""), None)
+    }
+    match action {
+        Action::DescribeRegins => Ok(answer(&cloud.regions)),
+        Action::DescribeAvailableDBConfig => cloud.describe_config(p.str("RegionId").as_deref()).map(answer),
+        Action::DescribeDBInstances => Ok(answer(cloud.list(p.query, o.now))),
+        Action::CreateDBInstance => {
+            let create: CreateInstanceRequest = serde_json::from_value(p.body.clone().unwrap_or_default())
+                .map_err(|e| ApiError::bad_request("InvalidParameter", format!("bad body: {e}")))?;
+            let created = cloud.create(&create, o.now, o.visibility_lag_ms)?;
+            let to_back = o.redis_backed.then(|| (created.uuids.clone(), create.password.clone()));
+            let env = Envelope::success(json!({ "InstancesUuid": created.uuids }), created.task_id);
+            Ok((env, to_back))
+        }
+        Action::DeleteDBInstance => cloud.delete(uuid, o.now, o.show_deleting).map(done),
+        Action::DescribeBackups => cloud.backups(uuid).map(answer),
+        Action::DownloadBackup => cloud.download_backup(uuid, p.str("BackupId").as_deref()).map(answer),
+        Action::CreateBackup => cloud
+            .create_backup(uuid, &p.str("Desc").unwrap_or_default(), o.now)
+            .map(done),
+        Action::DeleteBackup => cloud.delete_backup(uuid, p.str("BackupId").as_deref(), o.now).map(done),
     }
 }
