@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::cds::catalogue::offers;
+use crate::cds::catalogue::{Offer, offers};
+use crate::cds::wire::{Instance, Region};
 use crate::cds::{CdsClient, CdsError, InstanceFilter};
 use crate::config::{CdsSettings, SettingsError};
 
@@ -71,51 +72,10 @@ pub async fn run(args: CdsArgs) -> Result<(), CdsCommandError> {
 }
 
 async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Result<String, CdsError> {
-    match command {
-        CdsCommand::Regions => {
-            let regions = client.describe_regions().await?;
-            let rows = regions
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.region_id.clone(),
-                        if r.on_sale() { "yes" } else { "no" }.into(),
-                        r.region_name.clone(),
-                        r.city_name.clone(),
-                        r.site_name.clone(),
-                    ]
-                })
-                .collect();
-            Ok(format_out(
-                output,
-                &regions,
-                &["REGION", "ON SALE", "AREA", "CITY", "SITE"],
-                rows,
-            ))
-        }
+    Ok(match command {
+        CdsCommand::Regions => format_out(output, &client.describe_regions().await?),
         CdsCommand::Flavors { region } => {
-            let cfg = client.describe_available_db_config(region).await?;
-            let list = offers(&cfg);
-            let rows = list
-                .iter()
-                .map(|o| {
-                    let arch = o
-                        .architecture
-                        .map_or_else(|| format!("type {}", o.architecture_type), |a| a.to_string());
-                    vec![
-                        o.version.clone(),
-                        arch,
-                        o.ram_gb.to_string(),
-                        o.paas_goods_id.to_string(),
-                    ]
-                })
-                .collect();
-            Ok(format_out(
-                output,
-                &list,
-                &["VERSION", "ARCHITECTURE", "RAM(GB)", "PAASGOODSID"],
-                rows,
-            ))
+            format_out(output, &offers(&client.describe_available_db_config(region).await?))
         }
         CdsCommand::Instances { uuid, name } => {
             let filter = InstanceFilter {
@@ -123,6 +83,7 @@ async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Res
                 instance_name: name.clone(),
                 ip: None,
             };
+            // The API matches names as substrings: keep exact matches only.
             let list: Vec<_> = client
                 .describe_instances(&filter)
                 .await?
@@ -132,34 +93,66 @@ async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Res
                         && name.as_ref().is_none_or(|n| &i.instance_name == n)
                 })
                 .collect();
-            let rows = list
-                .iter()
-                .map(|i| {
-                    vec![
-                        i.instance_uuid.clone(),
-                        i.instance_name.clone(),
-                        i.status.clone(),
-                        format!("{}:{}", i.ip, i.port.map(|p| p.to_string()).unwrap_or_default()),
-                        i.ram.map(|r| r.to_string()).unwrap_or_default(),
-                        i.version.clone(),
-                        i.region_id.clone(),
-                    ]
-                })
-                .collect();
-            Ok(format_out(
-                output,
-                &list,
-                &["UUID", "NAME", "STATUS", "ENDPOINT", "RAM(MB)", "VERSION", "REGION"],
-                rows,
-            ))
+            format_out(output, &list)
         }
+    })
+}
+
+/// A thing the CLI lists, as a table row.
+trait Tabular: Serialize {
+    /// The column titles.
+    const HEADER: &'static [&'static str];
+    /// The cells, in the order of [`Tabular::HEADER`].
+    fn row(&self) -> Vec<String>;
+}
+
+impl Tabular for Region {
+    const HEADER: &'static [&'static str] = &["REGION", "ON SALE", "AREA", "CITY", "SITE"];
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.region_id.clone(),
+            if self.on_sale() { "yes" } else { "no" }.into(),
+            self.region_name.clone(),
+            self.city_name.clone(),
+            self.site_name.clone(),
+        ]
     }
 }
 
-fn format_out<T: Serialize>(output: Output, items: &T, header: &[&str], rows: Vec<Vec<String>>) -> String {
+impl Tabular for Offer {
+    const HEADER: &'static [&'static str] = &["VERSION", "ARCHITECTURE", "RAM(GB)", "PAASGOODSID"];
+    fn row(&self) -> Vec<String> {
+        let arch = self
+            .architecture
+            .map_or_else(|| format!("type {}", self.architecture_type), |a| a.to_string());
+        vec![
+            self.version.clone(),
+            arch,
+            self.ram_gb.to_string(),
+            self.paas_goods_id.to_string(),
+        ]
+    }
+}
+
+impl Tabular for Instance {
+    const HEADER: &'static [&'static str] = &["UUID", "NAME", "STATUS", "ENDPOINT", "RAM(MB)", "VERSION", "REGION"];
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.instance_uuid.clone(),
+            self.instance_name.clone(),
+            self.status.clone(),
+            format!("{}:{}", self.ip, self.port.map(|p| p.to_string()).unwrap_or_default()),
+            self.ram.map(|r| r.to_string()).unwrap_or_default(),
+            self.version.clone(),
+            self.region_id.clone(),
+        ]
+    }
+}
+
+fn format_out<T: Tabular>(output: Output, items: &[T]) -> String {
     match output {
         Output::Json => serde_json::to_string_pretty(items).expect("serialisable") + "\n",
-        Output::Table => table(header, rows),
+        Output::Table => table(T::HEADER, items.iter().map(T::row).collect()),
     }
 }
 
