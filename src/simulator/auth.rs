@@ -85,7 +85,8 @@ fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
-/// Checks `query` (already decoded) of a `method` request against `keys`, at `now`.
+/// Checks `query` (already decoded) of a `method` request against `keys`, at `now`, in the
+/// cloud's order: common parameters, key, signature, freshness, nonce.
 pub fn verify(
     method: Method,
     mut query: BTreeMap<String, String>,
@@ -94,31 +95,7 @@ pub fn verify(
     skew: Duration,
     nonces: &mut NonceCache,
 ) -> Result<Verified, ApiError> {
-    for name in COMMON.iter().chain(["Signature"].iter()) {
-        if query.get(*name).is_none_or(|v| v.is_empty()) {
-            return Err(ApiError::bad_request(
-                "ArgMissing",
-                format!("common parameter {name} is missing"),
-            ));
-        }
-    }
-    if query["SignatureMethod"] != signer::SIGNATURE_METHOD {
-        return Err(ApiError::bad_request(
-            "InvalidParameter",
-            "SignatureMethod must be HMAC-SHA1",
-        ));
-    }
-    if query["SignatureVersion"] != signer::SIGNATURE_VERSION {
-        return Err(ApiError::bad_request(
-            "InvalidParameter",
-            "SignatureVersion must be 1.0",
-        ));
-    }
-    if query["Version"] != signer::API_VERSION {
-        return Err(ApiError::bad_request("InvalidParameter", "Version must be 2019-08-08"));
-    }
-    let ts = parse_timestamp(&query["Timestamp"])
-        .ok_or_else(|| ApiError::bad_request("InvalidParameter", "Timestamp must look like 2024-01-01T00:00:00Z"))?;
+    let ts = check_common(&query)?;
     let secret = keys
         .get(&query["AccessKeyId"])
         .ok_or_else(|| ApiError::new(401, "InvalidAccessKeyId", "the AccessKeyId is not known"))?;
@@ -163,6 +140,39 @@ pub fn verify(
         access_key_id,
         params: query,
     })
+}
+
+/// The common parameters are all there, with the values the cloud accepts; returns the
+/// request's timestamp.
+fn check_common(query: &BTreeMap<String, String>) -> Result<jiff::Timestamp, ApiError> {
+    for name in COMMON.iter().chain(["Signature"].iter()) {
+        if query.get(*name).is_none_or(|v| v.is_empty()) {
+            return Err(ApiError::bad_request(
+                "ArgMissing",
+                format!("common parameter {name} is missing"),
+            ));
+        }
+    }
+    let expect = [
+        (
+            "SignatureMethod",
+            signer::SIGNATURE_METHOD,
+            "SignatureMethod must be HMAC-SHA1",
+        ),
+        (
+            "SignatureVersion",
+            signer::SIGNATURE_VERSION,
+            "SignatureVersion must be 1.0",
+        ),
+        ("Version", signer::API_VERSION, "Version must be 2019-08-08"),
+    ];
+    for (name, value, problem) in expect {
+        if query[name] != value {
+            return Err(ApiError::bad_request("InvalidParameter", problem));
+        }
+    }
+    parse_timestamp(&query["Timestamp"])
+        .ok_or_else(|| ApiError::bad_request("InvalidParameter", "Timestamp must look like 2024-01-01T00:00:00Z"))
 }
 
 fn parse_timestamp(s: &str) -> Option<jiff::Timestamp> {
