@@ -159,6 +159,31 @@ impl SimulatorConfig {
         }
     }
 
+    /// The cloud to serve (the state file's, if it exists) and the pristine one a reset goes
+    /// back to (the data files', else the built-in data).
+    pub(super) fn clouds(&self) -> Result<(Cloud, Cloud), StartError> {
+        let delays = Delays {
+            create_ms: self.create_delay.as_millis() as i64,
+            delete_ms: self.delete_delay.as_millis() as i64,
+            backup_ms: self.backup_delay.as_millis() as i64,
+        };
+        let mut cloud = default_cloud(delays, self.max_amount);
+        if let Some(path) = &self.regions_file {
+            cloud.regions = parse_data(&read(path)?).map_err(parse_error(path))?;
+        }
+        if let Some(path) = &self.catalogue_file {
+            cloud.catalogues = serde_json::from_str(&read(path)?).map_err(parse_error(path))?;
+        }
+        let pristine = cloud.clone();
+        if let Some(path) = &self.state_file
+            && path.exists()
+        {
+            cloud = serde_json::from_str(&read(path)?).map_err(parse_error(path))?;
+            cloud.delays = delays;
+        }
+        Ok((cloud, pristine))
+    }
+
     pub(super) fn faults(&self) -> Result<Faults, StartError> {
         let mut f = Faults {
             latency_ms: self.fault_latency.as_millis() as u64,
@@ -217,14 +242,14 @@ pub(super) fn parse_data<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
     serde_json::from_value(data)
 }
 
-pub(super) fn read(path: &std::path::Path) -> Result<String, StartError> {
+fn read(path: &std::path::Path) -> Result<String, StartError> {
     std::fs::read_to_string(path).map_err(|source| StartError::Read {
         path: path.to_owned(),
         source,
     })
 }
 
-pub(super) fn parse_error(path: &std::path::Path) -> impl FnOnce(serde_json::Error) -> StartError + '_ {
+fn parse_error(path: &std::path::Path) -> impl FnOnce(serde_json::Error) -> StartError + '_ {
     |source| StartError::Parse {
         path: path.to_owned(),
         source,

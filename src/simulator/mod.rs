@@ -21,7 +21,6 @@ mod tests;
 
 use api::api;
 pub use config::{SimulatorConfig, StartError, default_cloud};
-use config::{parse_data, parse_error, read};
 pub use log::{CallCounts, WriteRecord};
 
 use std::collections::{BTreeMap, HashMap};
@@ -127,25 +126,7 @@ impl RunningSimulator {
 /// Starts the simulator on `config.listen`.
 pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, StartError> {
     let keys = config.keys()?;
-    let delays = Delays {
-        create_ms: config.create_delay.as_millis() as i64,
-        delete_ms: config.delete_delay.as_millis() as i64,
-        backup_ms: config.backup_delay.as_millis() as i64,
-    };
-    let mut cloud = default_cloud(delays, config.max_amount);
-    if let Some(path) = &config.regions_file {
-        cloud.regions = parse_data(&read(path)?).map_err(parse_error(path))?;
-    }
-    if let Some(path) = &config.catalogue_file {
-        cloud.catalogues = serde_json::from_str(&read(path)?).map_err(parse_error(path))?;
-    }
-    let pristine = cloud.clone();
-    if let Some(path) = &config.state_file
-        && path.exists()
-    {
-        cloud = serde_json::from_str(&read(path)?).map_err(parse_error(path))?;
-        cloud.delays = delays;
-    }
+    let (cloud, pristine) = config.clouds()?;
     let redis = if config.redis_backend {
         let backend = redis::RedisBackend::new(&config.redis_server);
         backend.check().await.map_err(|source| StartError::RedisBackend {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::config::{DEFAULT_CATALOGUE, DEFAULT_REGIONS};
+use super::config::{DEFAULT_CATALOGUE, DEFAULT_REGIONS, parse_data};
 use super::*;
 use crate::cds::wire::{CreateInstanceRequest, DbConfig, Region};
 
