@@ -39,7 +39,7 @@ use tokio::sync::{Mutex, watch};
 use tower::ServiceExt as _;
 
 use faults::FaultInjector;
-use state::{Cloud, Delays};
+use state::Cloud;
 
 /// An API error the simulator answers with.
 #[derive(Clone, Debug, PartialEq, Eq)]
