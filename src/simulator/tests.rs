@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::config::{DEFAULT_CATALOGUE, DEFAULT_REGIONS, parse_data};
+use super::state::Delays;
 use super::*;
 use crate::cds::wire::{CreateInstanceRequest, DbConfig, Region};
 
