@@ -242,8 +242,14 @@ impl Act<'_, '_> {
             // `DELETE_RESEND_AFTER`, or one whose answer was lost. The cloud is deleting it (it
             // documents no status for that): the same as accepted.
             Err(e) if e.is_busy() && (self.facts.delete_requested_age.is_some() || ctx.delete_maybe_sent(obj)) => true,
-            // Busy with another task (a backup, a change) and no delete of ours known: nothing
-            // was carried out, so try again with backoff rather than wait as if accepted.
+            // Busy and no delete of ours known: another task holds the instance (a backup, a
+            // change), or a process killed before it recorded its delete sent one. Not accepted
+            // (no 300 s wait), not retried at once (no hot loop): the planner waits
+            // `DELETE_BUSY_RETRY`.
+            Err(e) if e.is_busy() => {
+                ctx.delete_busy(obj);
+                false
+            }
             Err(e) => {
                 if e.outcome_unknown() {
                     // It may have been carried out: the next listing must be newer, and a 409

@@ -62,6 +62,8 @@ struct Memory {
     /// A delete of ours got no readable answer: it may be under way, so a 409 on the next one
     /// is that delete in progress (the cloud documents no status for it).
     delete_unanswered: bool,
+    /// When the cloud last refused a delete of ours as busy with no delete of ours known.
+    delete_busy: Option<Instant>,
 }
 
 /// The UID of `obj` (the key of the per-object memory).
@@ -147,6 +149,16 @@ impl Context {
     /// Notes that a delete of `obj`'s instance got no readable answer (it may be under way).
     pub fn delete_unanswered(&self, obj: &RedisInstance) {
         self.with_memory(obj, |m| m.delete_unanswered = true);
+    }
+
+    /// Notes that the cloud refused a delete of `obj`'s instance as busy (409).
+    pub fn delete_busy(&self, obj: &RedisInstance) {
+        self.with_memory(obj, |m| m.delete_busy = Some(Instant::now()));
+    }
+
+    /// Time since the cloud refused a delete of `obj`'s instance as busy, in this process.
+    pub fn delete_busy_age(&self, obj: &RedisInstance) -> Option<Duration> {
+        self.with_memory(obj, |m| m.delete_busy.map(|at| at.elapsed()))
     }
 
     /// Whether a delete of `obj`'s instance got no readable answer in this process.

@@ -73,8 +73,15 @@ pub fn local_facts(obj: &RedisInstance, ctx: &Context, now: &Time) -> Facts {
         // request timeout: the create may reach the cloud that much later.
         visibility_grace: config.visibility_grace + config.cds.cds_timeout,
         delete_resend_after: DELETE_RESEND_AFTER,
+        delete_busy_age: ctx.delete_busy_age(obj),
+        delete_busy_retry: DELETE_BUSY_RETRY,
     }
 }
+
+/// How long a delete refused as busy (409), with no delete of ours known, waits before it is
+/// sent again: a backup or a change ends within minutes, and a delete of ours sent by a process
+/// killed before it recorded the answer finishes on its own.
+pub const DELETE_BUSY_RETRY: Duration = Duration::from_secs(15);
 
 /// How long an accepted delete may leave the instance listed before it is sent once more (the
 /// cloud documents no status for an instance being deleted; 5 minutes is 60 busy polls).

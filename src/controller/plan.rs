@@ -86,6 +86,11 @@ pub struct Facts {
     pub visibility_grace: Duration,
     /// How long an accepted delete may leave the instance listed before it is sent once more.
     pub delete_resend_after: Duration,
+    /// Time since the cloud refused our delete as busy (409) with no delete of ours known, if
+    /// this process saw that.
+    pub delete_busy_age: Option<Duration>,
+    /// How long after such a refusal the delete is tried again.
+    pub delete_busy_retry: Duration,
 }
 
 /// What to look at before deciding.
@@ -347,6 +352,11 @@ fn delete_found(facts: &Facts, f: &Found) -> Step {
         // A listing older than our own last delete cannot show it: asking again would only
         // earn a 409.
         return Step::Wait(Wait::FreshListing);
+    }
+    if facts.delete_busy_age.is_some_and(|age| age < facts.delete_busy_retry) {
+        // Refused as busy: either another task holds the instance, or a delete of ours that a
+        // killed process sent is under way. Neither is helped by asking again at once.
+        return Step::Wait(Wait::Deletion(Some(i.clone())));
     }
     match facts.delete_requested_age {
         // The cloud documents no status for an instance being deleted (rule 5): an accepted

@@ -43,6 +43,8 @@ fn facts() -> Facts {
         cloud: Cloud::NotAsked,
         visibility_grace: Duration::from_secs(60),
         delete_resend_after: Duration::from_secs(300),
+        delete_busy_age: None,
+        delete_busy_retry: Duration::from_secs(15),
     }
 }
 
@@ -325,6 +327,10 @@ fn deletion() {
         delete_requested_age: Some(Duration::from_secs(secs)),
         ..facts().deleting().recorded("u1").by_uuid(Some(running.clone()), false)
     };
+    let busy = |secs| Facts {
+        delete_busy_age: Some(Duration::from_secs(secs)),
+        ..facts().deleting().recorded("u1").by_uuid(Some(running.clone()), false)
+    };
     check(vec![
         (
             "look before deleting",
@@ -344,6 +350,16 @@ fn deletion() {
         (
             "unless it stays listed past the resend time",
             requested(301),
+            Decision::Act(Step::Delete(running.instance.clone())),
+        ),
+        (
+            "a delete refused as busy is not sent again at once",
+            busy(1),
+            Decision::Act(Step::Wait(Wait::Deletion(Some(running.instance.clone())))),
+        ),
+        (
+            "but again once the busy retry time has passed",
+            busy(16),
             Decision::Act(Step::Delete(running.instance.clone())),
         ),
         (
