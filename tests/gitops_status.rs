@@ -22,13 +22,10 @@ use serde_json::{Value, json};
 
 use crate::support::control_plane::{self, ControlPlane, unique_namespace};
 use crate::support::env::{Env, PASSWORD, TIMEOUT, spec};
+use crate::support::repo_root as root;
 use crate::support::sim::{self, Admin, KEY_ID, KEY_SECRET};
 
 const CHECK_DIR: &str = "deploy/argocd/resource_customizations/cds.capitalonline.net/RedisInstance";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 // ---------------------------------------------------------------------------------------------
 // The tools

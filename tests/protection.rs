@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::support::control_plane::{self, ControlPlane, unique_namespace};
 use crate::support::env::{Env, PASSWORD, env, eventually, fast_sim, spec, status};
+use crate::support::repo_root as root;
 
 const CRD_NAME: &str = "redisinstances.cds.capitalonline.net";
 const CRD_OPT_IN: &str = "cds.capitalonline.net/allow-crd-deletion";
@@ -28,10 +29,6 @@ const CRD_OPT_IN: &str = "cds.capitalonline.net/allow-crd-deletion";
 /// The CRD test deletes the CRD of this binary's control plane: it holds this lock for writing,
 /// every other test for reading.
 static CRD_IN_USE: LazyLock<tokio::sync::RwLock<()>> = LazyLock::new(|| tokio::sync::RwLock::new(()));
-
-fn root() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn text(out: &std::process::Output) -> (String, String) {
     (

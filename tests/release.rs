@@ -3,16 +3,16 @@
 //! release does (multi-arch image from the Dockerfile with SBOM and provenance, cosign keyless,
 //! the chart as an OCI artifact, the rendered manifests on the release).
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_yaml::Value;
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::support::{repo_root as root, stdout_ok as stdout};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -20,16 +20,6 @@ fn read(path: &str) -> String {
 
 fn yaml(path: &str) -> Value {
     serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn stdout(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The directory with helm: `KUBEBUILDER_ASSETS`, or what scripts/control-plane-tools.sh caches.

@@ -15,10 +15,7 @@ use serde_json::json;
 use crate::support::control_plane::{self, ControlPlane, kubeconfig_yaml, unique_namespace};
 use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::sim::{self, Admin, KEY_SECRET};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{repo_root as root, stdout_ok as ok};
 
 fn helm(cp: &ControlPlane, args: &[&str]) -> std::process::Output {
     Command::new(cp.assets.join("helm"))
@@ -30,16 +27,6 @@ fn helm(cp: &ControlPlane, args: &[&str]) -> std::process::Output {
         .current_dir(root())
         .output()
         .expect("run helm")
-}
-
-fn ok(out: &std::process::Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 #[test]

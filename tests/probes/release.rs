@@ -1,20 +1,7 @@
 //! The chart rendered for a test release, and what its Deployment declares.
 
 use super::*;
-
-pub(crate) fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub(crate) fn ok(out: &std::process::Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub(crate) use crate::support::{repo_root as root, stdout_ok as ok};
 
 /// A directory every user can read, for what the uid-65532 processes read (the checkout and
 /// the control plane's directory may sit under a 0700 home); those of earlier test processes

@@ -75,6 +75,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The repository's root (this file is also compiled alone, by `examples/control_plane.rs`).
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
