@@ -24,6 +24,8 @@
 
 #[path = "scale/measure.rs"]
 mod measure;
+#[path = "scale/restart.rs"]
+mod restart;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -42,6 +44,7 @@ use support::operator::{Operator, OperatorOptions};
 use support::sim::{self, Admin};
 
 use measure::*;
+use restart::*;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -421,122 +424,6 @@ fn calls_text(m: &BTreeMap<String, u64>) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-/// What the restart cost.
-struct Restart {
-    /// From the new process's start until it had reconciled all N objects.
-    time: Duration,
-    /// What its `/readyz` said: when it first answered ok, or its answer once steady.
-    readyz: String,
-    /// Whether it got there (else `time` is when the benchmark gave up).
-    steady: bool,
-    /// Cloud calls by action from the kill until steady again (plus a settling pause).
-    calls: BTreeMap<String, u64>,
-    /// The operator's Kubernetes writes in the same window.
-    writes: Writes,
-    reconciles_ok: u64,
-    reconciles_err: u64,
-    /// The new process's peak RSS (KiB) and CPU seconds until then.
-    hwm_kb: u64,
-    cpu: f64,
-    /// The first process's peak RSS (KiB) and CPU seconds when it was killed.
-    old_hwm_kb: u64,
-    old_cpu: f64,
-}
-
-/// Kills the operator (SIGKILL) with N Ready objects in steady state and starts a new one with
-/// the same options; measures until the new one has reconciled all N (its `Running` gauge is N).
-async fn restart<'a>(
-    cp: &ControlPlane,
-    mut op: Operator,
-    options: impl Fn() -> OperatorOptions<'a>,
-    n: usize,
-    admin: &Admin,
-    user: &str,
-    api: &Api<RedisInstance>,
-) -> (Operator, Restart) {
-    let (old_hwm_kb, old_cpu) = proc_stats(op_pid(&op));
-    op.kill();
-    // Whatever the old process wrote reaches the audit log (batches of at most 1 s) before the
-    // window starts; the simulator counts a call when it gets it.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let calls_before = calls(&admin.calls_json().await);
-    let writes_before = writes(&cp.audit_log(), user);
-
-    let started = Instant::now();
-    let op = Operator::start(cp, options());
-    let pid = op_pid(&op);
-    let http = reqwest::Client::new();
-    let give_up = Duration::from_secs(300 + n as u64 / 10);
-    let mut synced = None;
-    let mut steady = false;
-    while started.elapsed() < give_up {
-        if synced.is_none()
-            && http
-                .get(format!("http://{}/readyz", op.metrics))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        {
-            synced = Some(started.elapsed());
-        }
-        let text = op.metrics_text().await;
-        if metric(&text, "cds_redis_objects{phase=\"Running\"}").unwrap_or(0.0) >= n as f64 {
-            steady = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let time = started.elapsed();
-    if !steady {
-        eprintln!("the restarted operator did not reconcile all {n} objects within {give_up:?}");
-    }
-    // Settle: the writes of the last reconciles reach the audit log; a call or write made right
-    // after the last object's report still counts. The next drift checks are a steady period away.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let calls_window = minus_calls(&calls(&admin.calls_json().await), &calls_before);
-    let writes_window = writes(&cp.audit_log(), user).minus(&writes_before);
-    let (hwm_kb, cpu) = proc_stats(pid);
-    let text = op.metrics_text().await;
-    let ok = metric(&text, "cds_redis_reconciles_total{outcome=\"success\"}").unwrap_or(0.0);
-    let err = metric(&text, "cds_redis_reconciles_total{outcome=\"error\"}").unwrap_or(0.0);
-    let readyz = match synced {
-        Some(d) => format!("/readyz ok after {:.2} s", d.as_secs_f64()),
-        None => {
-            let answer = match http.get(format!("http://{}/readyz", op.metrics)).send().await {
-                Ok(r) => format!("{} {}", r.status().as_u16(), r.text().await.unwrap_or_default()),
-                Err(e) => e.to_string(),
-            };
-            eprintln!("the restarted operator's /readyz did not say ok before it was steady; 3 s later: {answer}");
-            format!("/readyz not ok yet; 3 s later: {answer}")
-        }
-    };
-    // Later figures (the whole-run peak RSS) then leave the restart out, as before the restart
-    // was measured: "5" resets the process's VmHWM (Linux 4.0+).
-    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
-        eprintln!("cannot reset the new operator's peak RSS ({e}): the whole-run peak includes the restart");
-    }
-    let (_, ready) = count_ready(api).await;
-    if ready != n {
-        eprintln!("after the restart only {ready} of {n} objects are Ready");
-    }
-    (
-        op,
-        Restart {
-            time,
-            readyz,
-            steady,
-            calls: calls_window,
-            writes: writes_window,
-            reconciles_ok: ok as u64,
-            reconciles_err: err as u64,
-            hwm_kb,
-            cpu,
-            old_hwm_kb,
-            old_cpu,
-        },
-    )
 }
 
 /// What the floor client did and how long it took.
