@@ -22,6 +22,10 @@
 //!
 //!   cargo bench --bench scale -- [--n 100,1000,5000] [--steady-secs 180] [--steady-poll-secs 30]
 
+#[path = "scale/floor.rs"]
+mod floor;
+#[path = "scale/floor_writes.rs"]
+mod floor_writes;
 #[path = "scale/measure.rs"]
 mod measure;
 #[path = "scale/restart.rs"]
@@ -43,6 +47,8 @@ use support::control_plane::{self, ControlPlane, kubeconfig_yaml, unique_namespa
 use support::operator::{Operator, OperatorOptions};
 use support::sim::{self, Admin};
 
+use floor::*;
+use floor_writes::*;
 use measure::*;
 use restart::*;
 
@@ -157,13 +163,7 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
         .map(|i| {
             let api = api.clone();
             async move {
-                let obj: RedisInstance = serde_json::from_value(json!({
-                    "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
-                    "metadata": { "name": format!("r{i:05}") },
-                    "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
-                }))
-                .unwrap();
-                create_retried(&api, &obj).await;
+                create_retried(&api, &object(i)).await;
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -389,6 +389,21 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     );
 }
 
+/// The name of the benchmark's `i`-th object.
+fn object_name(i: usize) -> String {
+    format!("r{i:05}")
+}
+
+/// The benchmark's `i`-th object, as it creates it.
+fn object(i: usize) -> RedisInstance {
+    serde_json::from_value(json!({
+        "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
+        "metadata": { "name": object_name(i) },
+        "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
+    }))
+    .unwrap()
+}
+
 /// Creates `obj`, retrying what a loaded apiserver drops now and then (a create that did land
 /// answers AlreadyExists the second time); returns the object as stored, when it was read.
 async fn create_retried<K>(api: &Api<K>, obj: &K) -> Option<K>
@@ -423,310 +438,6 @@ fn calls_text(m: &BTreeMap<String, u64>) -> String {
         "none".to_owned()
     } else {
         parts.join(", ")
-    }
-}
-
-/// What the floor client did and how long it took.
-struct Floor {
-    /// From the first create of an object to the last write.
-    elapsed: Duration,
-    /// Creates of the objects (by the admin client, as the benchmark creates them).
-    creates: u64,
-    /// The writes of the operator's kinds made (the operator's apply → Ready writes).
-    planned: Writes,
-    /// The floor client's writes as the audit log shows them.
-    audited: Writes,
-    /// Latency of each of those writes.
-    latencies: Vec<Duration>,
-    /// Attempts repeated after an error.
-    retries: u64,
-}
-
-impl Floor {
-    fn latency_ms(&self) -> (f64, f64, f64) {
-        let mut l: Vec<f64> = self.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-        if l.is_empty() {
-            return (0.0, 0.0, 0.0);
-        }
-        l.sort_by(f64::total_cmp);
-        let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
-        (l.iter().sum::<f64>() / l.len() as f64, at(0.5), at(0.99))
-    }
-}
-
-/// `total` spread over `n` objects: how many object `i` gets.
-fn share(total: u64, n: usize, i: usize) -> u64 {
-    total / n as u64 + u64::from((i as u64) < total % n as u64)
-}
-
-/// One write, timed, retried like the benchmark's creates. A 409 after a retry means the first
-/// attempt landed: `landed` tells the caller to re-read the object.
-async fn timed<T, F, Fut>(what: &str, latencies: &mut Vec<Duration>, retries: &mut u64, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, kube::Error>>,
-{
-    for attempt in 1.. {
-        let t = Instant::now();
-        let result = f().await;
-        let took = t.elapsed();
-        match result {
-            Ok(v) => {
-                latencies.push(took);
-                return Some(v);
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => return None,
-            Err(e) if attempt < 10 => {
-                eprintln!("floor: {what} failed ({e}); retrying");
-                *retries += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => panic!("floor: {what} failed 10 times: {e}"),
-        }
-    }
-    unreachable!()
-}
-
-/// The apiserver floor: N fresh objects in a new namespace, created as the benchmark creates them,
-/// each then written as the operator wrote its objects on the way to Ready (`per_kind`, spread
-/// over the objects) by a minimal client with its own identity and the operator's concurrency,
-/// while the operator's two watches (the objects, Secrets metadata-only) are open in that
-/// namespace. Status applies are modelled on `status` (a Ready object's status).
-async fn apiserver_floor(
-    cp: &ControlPlane,
-    admin: &kube::Client,
-    n: usize,
-    per_kind: &Writes,
-    status: &Value,
-) -> Floor {
-    use cds_redis_operator::crd::{FIELD_MANAGER, FINALIZER};
-    use k8s_openapi::api::events::v1::Event;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
-    use kube::api::PartialObjectMeta;
-    use kube::api::{Patch, PatchParams};
-    use kube::runtime::{WatchStreamExt as _, watcher};
-
-    let ns = unique_namespace(admin, &format!("floor-{n}")).await;
-    let (kubeconfig, user) = service_account(cp, admin, &ns, "bench-floor", &format!("{ns}-floor")).await;
-    let client = cp.client_for(&kubeconfig).await;
-    let objects: Api<RedisInstance> = Api::namespaced(client.clone(), &ns);
-    let admin_objects: Api<RedisInstance> = Api::namespaced(admin.clone(), &ns);
-
-    // The operator's two watches, their events read and dropped.
-    let (synced_tx, mut synced_rx) = futures::channel::mpsc::unbounded::<()>();
-    let watches = [
-        tokio::spawn({
-            let tx = synced_tx.clone();
-            watcher(objects.clone(), watcher::Config::default())
-                .default_backoff()
-                .for_each(move |e| {
-                    if matches!(e, Ok(watcher::Event::InitDone)) {
-                        let _ = tx.unbounded_send(());
-                    }
-                    async {}
-                })
-        }),
-        tokio::spawn({
-            let tx = synced_tx.clone();
-            watcher(
-                Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), &ns),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .for_each(move |e| {
-                if matches!(e, Ok(watcher::Event::InitDone)) {
-                    let _ = tx.unbounded_send(());
-                }
-                async {}
-            })
-        }),
-    ];
-    for _ in 0..2 {
-        synced_rx.next().await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let audit_before = writes(&cp.audit_log(), &user);
-
-    // Creating: CONCURRENCY creates in flight, as the benchmark makes them; each created object
-    // goes to the writers, CONCURRENCY objects in flight, as the operator's reconciles.
-    let (created_tx, created_rx) = futures::channel::mpsc::unbounded::<RedisInstance>();
-    let t0 = Instant::now();
-    let creator = admin_objects.clone();
-    let creating = futures::stream::iter(0..n)
-        .map(move |i| {
-            let (api, tx) = (creator.clone(), created_tx.clone());
-            async move {
-                let obj: RedisInstance = serde_json::from_value(json!({
-                    "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
-                    "metadata": { "name": format!("r{i:05}") },
-                    "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
-                }))
-                .unwrap();
-                let created = match create_retried(&api, &obj).await {
-                    Some(o) => o,
-                    None => api.get(&format!("r{i:05}")).await.unwrap(),
-                };
-                let _ = tx.unbounded_send(created);
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>();
-    let writing = created_rx
-        .enumerate()
-        .map(|(i, obj)| {
-            let client = client.clone();
-            let objects = objects.clone();
-            let ns = ns.clone();
-            async move {
-                let (mut latencies, mut retries) = (vec![], 0u64);
-                let name = obj.metadata.name.clone().unwrap();
-                let uid = obj.metadata.uid.clone().unwrap();
-                let mut rv = obj.metadata.resource_version.clone();
-                let reread = |objects: Api<RedisInstance>, name: String| async move {
-                    objects.get(&name).await.ok().and_then(|o| o.metadata.resource_version)
-                };
-                // The finalizer (a conditional merge patch, as the operator's).
-                for j in 0..share(per_kind.finalizer, n, i) {
-                    let mut finalizers = vec![FINALIZER.to_owned()];
-                    if j % 2 == 1 {
-                        finalizers.push("cds.capitalonline.net/bench-floor".to_owned());
-                    }
-                    let patch = json!({ "metadata": { "resourceVersion": rv, "finalizers": finalizers } });
-                    let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
-                    rv = match timed("finalizer patch", &mut latencies, &mut retries, || {
-                        objects.patch(&name, &params, &patch)
-                    })
-                    .await
-                    {
-                        Some(o) => o.metadata.resource_version,
-                        None => reread(objects.clone(), name.clone()).await,
-                    };
-                }
-                // The password record (created, owned by the object).
-                let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-                for j in 0..share(per_kind.secrets, n, i) {
-                    let secret: Secret = serde_json::from_value(json!({
-                        "metadata": {
-                            "name": if j == 0 { format!("cdsredis-password-{uid}") } else { format!("cdsredis-password-{uid}-{j}") },
-                            "labels": { "app.kubernetes.io/managed-by": "cds-redis-operator", "cds.capitalonline.net/role": "password-record", "cds.capitalonline.net/instance": name },
-                            "ownerReferences": [{ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true }],
-                        },
-                        "type": "Opaque",
-                        "stringData": { "password": "bench-password" },
-                    }))
-                    .unwrap();
-                    let params = PostParams::default();
-                    let _ = timed("secret create", &mut latencies, &mut retries, || {
-                        secrets.create(&params, &secret)
-                    })
-                    .await;
-                }
-                // Status applies and Events, in the operator's order (intent, Creating; UUID,
-                // Created; Running, Running).
-                let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-                let (k_status, k_events) = (share(per_kind.status, n, i), share(per_kind.events, n, i));
-                let reasons = ["Creating", "Created", "Running"];
-                for j in 0..k_status.max(k_events) {
-                    if j < k_status {
-                        let mut st = status.clone();
-                        if j + 1 < k_status && st.is_object() {
-                            // Before Running: the create intent, not yet the endpoint; a step
-                            // number keeps consecutive applies distinct.
-                            st["phase"] = json!(if j == 0 { "Pending" } else { "Creating" });
-                            st["createAttempt"] = json!({ "instanceName": name, "startedAt": Time(jiff::Timestamp::now()) });
-                            st["cloudStatusText"] = json!(format!("step {j}"));
-                            if let Some(m) = st.as_object_mut() {
-                                m.remove("endpoint");
-                            }
-                        }
-                        let body = json!({
-                            "apiVersion": "cds.capitalonline.net/v1alpha1",
-                            "kind": "RedisInstance",
-                            "metadata": { "resourceVersion": rv },
-                            "status": st,
-                        });
-                        let (params, apply) = (PatchParams::apply(FIELD_MANAGER).force(), Patch::Apply(&body));
-                        rv = match timed("status apply", &mut latencies, &mut retries, || {
-                            objects.patch_status(&name, &params, &apply)
-                        })
-                        .await
-                        {
-                            Some(o) => o.metadata.resource_version,
-                            None => reread(objects.clone(), name.clone()).await,
-                        };
-                    }
-                    if j < k_events {
-                        let now = jiff::Timestamp::now();
-                        let reason = reasons[(j as usize).min(reasons.len() - 1)];
-                        let event: Event = serde_json::from_value(json!({
-                            "metadata": { "name": format!("{name}.{:x}", now.as_nanosecond()), "namespace": ns },
-                            "action": "Reconcile",
-                            "reason": reason,
-                            "note": format!("instance {uid} of {name}: {reason}"),
-                            "type": "Normal",
-                            "eventTime": MicroTime(now),
-                            "reportingController": "cds-redis-operator",
-                            "reportingInstance": "bench-floor",
-                            "regarding": { "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "name": name, "namespace": ns, "uid": uid, "resourceVersion": rv },
-                        }))
-                        .unwrap();
-                        let params = PostParams::default();
-                        let _ = timed("event create", &mut latencies, &mut retries, || {
-                            events.create(&params, &event)
-                        })
-                        .await;
-                    }
-                }
-                (latencies, retries)
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>();
-    let (_, done) = tokio::join!(creating, writing);
-    let elapsed = t0.elapsed();
-    for w in &watches {
-        w.abort();
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let audited = writes(&cp.audit_log(), &user).minus(&audit_before);
-    let (mut latencies, mut retries) = (vec![], 0);
-    for (l, r) in done {
-        latencies.extend(l);
-        retries += r;
-    }
-    let planned = Writes {
-        status: per_kind.status,
-        finalizer: per_kind.finalizer,
-        events: per_kind.events,
-        secrets: per_kind.secrets,
-        other: 0,
-    };
-
-    // Leave no objects behind for the next N (not timed): finalizers off, then delete them all.
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = admin_objects.clone();
-            async move {
-                let patch = json!({ "metadata": { "finalizers": null } });
-                let _ = api
-                    .patch(&format!("r{i:05}"), &PatchParams::default(), &Patch::Merge(&patch))
-                    .await;
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    let _ = admin_objects
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await;
-
-    Floor {
-        elapsed,
-        creates: n as u64,
-        planned,
-        audited,
-        latencies,
-        retries,
     }
 }
 
