@@ -28,6 +28,8 @@ mod floor;
 mod floor_writes;
 #[path = "scale/measure.rs"]
 mod measure;
+#[path = "scale/report.rs"]
+mod report;
 #[path = "scale/restart.rs"]
 mod restart;
 #[path = "../tests/support/mod.rs"]
@@ -50,6 +52,7 @@ use support::sim::{self, Admin};
 use floor::*;
 use floor_writes::*;
 use measure::*;
+use report::*;
 use restart::*;
 
 fn arg(name: &str) -> Option<String> {
@@ -190,6 +193,17 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
         .ok()
         .and_then(|o| serde_json::to_value(o.status).ok())
         .unwrap_or(Value::Null);
+    let ready = ToReady {
+        applied,
+        time: t_ready,
+        writes: writes_ready,
+        calls: calls_ready,
+        hwm_kb: hwm_ready,
+        cpu: cpu_ready,
+        anon_kb: anon_ready,
+        file_kb: file_ready,
+        status: ready_status,
+    };
 
     // Steady state.
     let calls_a = calls(&admin.calls_json().await);
@@ -199,7 +213,13 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     let calls_b = calls(&admin.calls_json().await);
     let writes_b = writes(&cp.audit_log(), &user);
     let (hwm_steady, cpu_b) = proc_stats(pid);
-    let minutes = steady.as_secs_f64() / 60.0;
+    let steady = Steady {
+        minutes: steady.as_secs_f64() / 60.0,
+        calls: minus_calls(&calls_b, &calls_a),
+        writes: writes_b.minus(&writes_a),
+        hwm_kb: hwm_steady,
+        cpu: cpu_b - cpu_a,
+    };
 
     // Restart: a crash with N Ready objects, and a new process with the same options.
     let (op, rs) = restart(cp, op, options, n, &admin, &user, &api).await;
@@ -228,165 +248,29 @@ async fn run(n: usize, steady: Duration, steady_poll: Duration) {
     let calls_end = minus_calls(&calls(&admin.calls_json().await), &rs.calls);
     let writes_total = writes(&cp.audit_log(), &user).minus(&writes_before).minus(&rs.writes);
     let (hwm_end2, cpu_end2) = proc_stats(pid2);
-    let rss_kb = rs.old_hwm_kb.max(hwm_end2);
-    let cpu_total = rs.old_cpu + (cpu_end2 - rs.cpu);
-    let left_in_cloud = admin.instances().await.len();
+    let end = WholeRun {
+        deleted: t_deleted,
+        calls: calls_end,
+        writes: writes_total,
+        hwm_kb: rs.old_hwm_kb.max(hwm_end2),
+        cpu: rs.old_cpu + (cpu_end2 - rs.cpu),
+        left_in_cloud: admin.instances().await.len(),
+    };
     drop(op);
     s.shutdown().await;
 
     // The apiserver floor: the same writes from a minimal client, nothing else running.
-    let floor = apiserver_floor(cp, &client, n, &writes_ready, &ready_status).await;
+    let floor = apiserver_floor(cp, &client, n, &ready.writes, &ready.status).await;
 
-    let nf = n as f64;
-    let per = |m: &BTreeMap<String, u64>, a: &str| *m.get(a).unwrap_or(&0) as f64 / nf;
-    let steady_rate = |a: &str| (*calls_b.get(a).unwrap_or(&0) - *calls_a.get(a).unwrap_or(&0)) as f64 / minutes;
-    let listing_floor = 60.0 / steady_poll.as_secs_f64();
-    println!();
-    println!("## N = {n}");
-    println!();
-    println!("| figure | measured | floor | ratio |");
-    println!("| --- | --- | --- | --- |");
-    println!(
-        "| objects applied (API, 16 in parallel) | {:.1} s | | |",
-        applied.as_secs_f64()
-    );
-    println!(
-        "| time to all Ready (simulator create delay {}s) | {:.1} s | {:.1} s | {:.1} |",
-        CREATE_DELAY.as_secs(),
-        t_ready.as_secs_f64(),
-        CREATE_DELAY.as_secs_f64(),
-        t_ready.as_secs_f64() / CREATE_DELAY.as_secs_f64()
-    );
-    println!(
-        "| time to all deleted (simulator delete delay {}s) | {:.1} s | {:.1} s | {:.1} |",
-        DELETE_DELAY.as_secs(),
-        t_deleted.as_secs_f64(),
-        DELETE_DELAY.as_secs_f64(),
-        t_deleted.as_secs_f64() / DELETE_DELAY.as_secs_f64()
-    );
-    for action in ["CreateDBInstance", "DeleteDBInstance"] {
-        println!(
-            "| {action} calls per object | {:.3} | 1 | {:.3} |",
-            per(&calls_end, action),
-            per(&calls_end, action)
-        );
-    }
-    for action in ["DescribeDBInstances", "DescribeAvailableDBConfig"] {
-        println!(
-            "| {action} calls per object (whole run) | {:.3} | | |",
-            per(&calls_end, action)
-        );
-    }
-    println!(
-        "| listings until all Ready | {} | | |",
-        calls_ready.get("DescribeDBInstances").unwrap_or(&0)
-    );
-    let steady_total: f64 = calls_b.keys().map(|a| steady_rate(a)).sum();
-    println!(
-        "| cloud calls per minute, steady ({:.0} min, poll {}s) | {:.2} | {:.2} | {:.2} |",
-        minutes,
-        steady_poll.as_secs(),
-        steady_total,
-        listing_floor,
-        steady_total / listing_floor
-    );
-    let writes_row = |label: &str, w: &Writes| {
-        println!(
-            "| Kubernetes writes per object, {label} | {:.2} (status {:.2}, finalizer {:.2}, events {:.2}, secrets {:.2}) | | |",
-            w.total() as f64 / nf,
-            w.status as f64 / nf,
-            w.finalizer as f64 / nf,
-            w.events as f64 / nf,
-            w.secrets as f64 / nf
-        )
-    };
-    writes_row("apply → Ready", &writes_ready);
-    let ws = writes_b.minus(&writes_a);
-    println!(
-        "| Kubernetes writes in steady state | {} in {:.0} min | 0 | |",
-        ws.total(),
-        minutes
-    );
-    writes_row("whole life", &writes_total);
-    let mib = |kb: u64| kb as f64 / 1024.0;
-    println!(
-        "| operator peak RSS: until Ready / until end of steady state / whole run | {:.1} / {:.1} / {:.1} MiB | | |",
-        mib(hwm_ready),
-        mib(hwm_steady),
-        mib(rss_kb)
-    );
-    println!(
-        "| operator RSS once all are Ready: heap and other anonymous memory / file-backed (its code) | {:.1} / {:.1} MiB | | |",
-        mib(anon_ready),
-        mib(file_ready)
-    );
-    println!(
-        "| operator CPU seconds: to Ready / steady / total | {:.1} / {:.1} / {:.1} | | |",
-        cpu_ready,
-        cpu_b - cpu_a,
-        cpu_total
-    );
-    println!("| cloud instances left after delete | {left_in_cloud} | 0 | |");
-
-    // The apiserver floor.
-    let floor_s = floor.elapsed.as_secs_f64();
-    println!(
-        "| apiserver floor: the same writes from a minimal kube-rs client on fresh objects ({} creates of the objects and {} writes of the operator's kinds, {CONCURRENCY} + {CONCURRENCY} in flight, the operator's two watches open; no cloud, no reads) | {:.1} s for {} writes | | |",
-        floor.creates,
-        floor.planned.total(),
-        floor_s,
-        floor.creates + floor.planned.total()
-    );
-    println!(
-        "| time to all Ready vs. the apiserver floor (ratio: the operator's own overhead and the cloud's delay) | {:.1} s | {:.1} s | {:.1} |",
-        t_ready.as_secs_f64(),
-        floor_s,
-        t_ready.as_secs_f64() / floor_s
-    );
-    let (mean, p50, p99) = floor.latency_ms();
-    println!("| apiserver floor: latency per write, mean / median / p99 | {mean:.1} / {p50:.1} / {p99:.1} ms | | |");
-    println!(
-        "| apiserver floor: writes the audit log shows from the floor client (all {} planned, {} retried) | {} | {} | |",
-        floor.planned.total(),
-        floor.retries,
-        floor.audited.total(),
-        floor.planned.total()
-    );
-
-    // The restart.
-    let listings = *rs.calls.get("DescribeDBInstances").unwrap_or(&0);
-    let restart_calls: u64 = rs.calls.values().sum();
-    println!(
-        "| operator restart (SIGKILL, same options, {n} Ready): time from the new process's start until it reconciled all {n}{} ({}) | {:.2} s | | |",
-        if rs.steady { "" } else { " — NOT REACHED, gave up" },
-        rs.readyz,
-        rs.time.as_secs_f64()
-    );
-    println!(
-        "| restart: cloud calls (listings {listings}) | {} | 1 | {:.2} |",
-        calls_text(&rs.calls),
-        restart_calls as f64
-    );
-    println!(
-        "| restart: Kubernetes writes | {} (status {}, finalizer {}, events {}, secrets {}, other {}) | 0 | |",
-        rs.writes.total(),
-        rs.writes.status,
-        rs.writes.finalizer,
-        rs.writes.events,
-        rs.writes.secrets,
-        rs.writes.other
-    );
-    println!(
-        "| restart: reconciles by the new process until steady (+3 s), success / error | {} / {} | {n} | {:.2} |",
-        rs.reconciles_ok,
-        rs.reconciles_err,
-        (rs.reconciles_ok + rs.reconciles_err) as f64 / nf
-    );
-    println!(
-        "| restart: new process's peak RSS / CPU seconds until steady again (+3 s) | {:.1} MiB / {:.2} | | |",
-        mib(rs.hwm_kb),
-        rs.cpu
-    );
+    print_report(&Figures {
+        n,
+        steady_poll,
+        ready,
+        steady,
+        restart: rs,
+        end,
+        floor,
+    });
 }
 
 /// The name of the benchmark's `i`-th object.
@@ -425,20 +309,6 @@ where
         }
     }
     unreachable!()
-}
-
-/// `Action count, …` of the actions called at all, or `none`.
-fn calls_text(m: &BTreeMap<String, u64>) -> String {
-    let parts: Vec<String> = m
-        .iter()
-        .filter(|(_, v)| **v > 0)
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    if parts.is_empty() {
-        "none".to_owned()
-    } else {
-        parts.join(", ")
-    }
 }
 
 fn op_pid(op: &Operator) -> u32 {
