@@ -28,6 +28,8 @@ mod floor;
 mod floor_writes;
 #[path = "scale/measure.rs"]
 mod measure;
+#[path = "scale/phases.rs"]
+mod phases;
 #[path = "scale/report.rs"]
 mod report;
 #[path = "scale/restart.rs"]
@@ -40,6 +42,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cds_redis_operator::crd::RedisInstance;
+use cds_redis_operator::simulator::RunningSimulator;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -52,6 +55,7 @@ use support::sim::{self, Admin};
 use floor::*;
 use floor_writes::*;
 use measure::*;
+use phases::*;
 use report::*;
 use restart::*;
 
@@ -108,166 +112,35 @@ async fn service_account(
     (kubeconfig, format!("system:serviceaccount:{ns}:{name}"))
 }
 
+/// One run for `n` objects, phase after phase, and its table.
 async fn run(n: usize, steady: Duration, steady_poll: Duration) {
-    let cp = control_plane::shared();
-    let client = cp.client().await;
-    cp.install_crd(&client).await;
-    let ns = unique_namespace(&client, &format!("bench-{n}")).await;
-    // The operator gets its own identity, so the audit log tells its writes apart.
-    let (kubeconfig, user) = service_account(cp, &client, &ns, "bench-operator", &format!("{ns}-operator")).await;
-
-    let s = sim::start(CREATE_DELAY, DELETE_DELAY).await;
-    let admin = Admin::of(&s);
-    let steady_poll_s = format!("{}s", steady_poll.as_secs());
-    let concurrency = CONCURRENCY.to_string();
-    // The same options for the first operator and the one started after the kill.
-    let options = || {
-        let mut opts = OperatorOptions::new(&ns, s.endpoint());
-        opts.args = [
-            "--leader-election=false",
-            "--busy-poll-interval",
-            "2s",
-            "--steady-poll-interval",
-            steady_poll_s.as_str(),
-            "--visibility-grace",
-            "10s",
-            "--cds-qps",
-            "100",
-            "--cds-burst",
-            "100",
-            "--concurrency",
-            concurrency.as_str(),
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-        opts.env = vec![
-            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
-            ("RUST_LOG".into(), "info".into()),
-        ];
-        opts.name = format!("bench-{n}");
-        opts
-    };
-    let op = Operator::start(cp, options());
+    let (b, s) = setup(n, steady_poll).await;
+    let op = Operator::start(b.cp, operator_options(&b));
     let pid = op_pid(&op);
+    let before = prepare(&b).await;
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let pw: Secret =
-        serde_json::from_value(json!({ "metadata": { "name": "pw" }, "stringData": { "password": "bench-password" } }))
-            .unwrap();
-    secrets.create(&PostParams::default(), &pw).await.unwrap();
-    let api: Api<RedisInstance> = Api::namespaced(client.clone(), &ns);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes_before = writes(&cp.audit_log(), &user);
-
-    // Create N.
     let t0 = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                create_retried(&api, &object(i)).await;
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
+    create_all(&b).await;
     let applied = t0.elapsed();
-    loop {
-        let (_, ready) = count_ready(&api).await;
-        if ready == n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let t_ready = t0.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes_ready = writes(&cp.audit_log(), &user).minus(&writes_before);
-    let calls_ready = calls(&admin.calls_json().await);
-    let (hwm_ready, cpu_ready) = proc_stats(pid);
-    let (anon_ready, file_ready) = rss_now(pid);
-    // A status as the operator wrote it, the model of the floor client's status writes.
-    let ready_status = api
-        .get_status("r00000")
-        .await
-        .ok()
-        .and_then(|o| serde_json::to_value(o.status).ok())
-        .unwrap_or(Value::Null);
-    let ready = ToReady {
-        applied,
-        time: t_ready,
-        writes: writes_ready,
-        calls: calls_ready,
-        hwm_kb: hwm_ready,
-        cpu: cpu_ready,
-        anon_kb: anon_ready,
-        file_kb: file_ready,
-        status: ready_status,
-    };
-
-    // Steady state.
-    let calls_a = calls(&admin.calls_json().await);
-    let writes_a = writes(&cp.audit_log(), &user);
-    let (_, cpu_a) = proc_stats(pid);
-    tokio::time::sleep(steady).await;
-    let calls_b = calls(&admin.calls_json().await);
-    let writes_b = writes(&cp.audit_log(), &user);
-    let (hwm_steady, cpu_b) = proc_stats(pid);
-    let steady = Steady {
-        minutes: steady.as_secs_f64() / 60.0,
-        calls: minus_calls(&calls_b, &calls_a),
-        writes: writes_b.minus(&writes_a),
-        hwm_kb: hwm_steady,
-        cpu: cpu_b - cpu_a,
-    };
+    let ready = wait_ready(&b, pid, t0, applied, &before).await;
+    let steady = steady_state(&b, pid, steady).await;
 
     // Restart: a crash with N Ready objects, and a new process with the same options.
-    let (op, rs) = restart(cp, op, options, n, &admin, &user, &api).await;
-    let pid2 = op_pid(&op);
+    let (op, restart) = restart(&b, op).await;
 
-    // Delete all.
-    let t1 = Instant::now();
-    while let Err(e) = api
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await
-    {
-        eprintln!("deleting the objects failed ({e}); retrying");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    loop {
-        let (left, _) = count_ready(&api).await;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let t_deleted = t1.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // The whole-run figures leave the restart window out: they measure what they did before the
-    // restart was added (the restart has its own rows).
-    let calls_end = minus_calls(&calls(&admin.calls_json().await), &rs.calls);
-    let writes_total = writes(&cp.audit_log(), &user).minus(&writes_before).minus(&rs.writes);
-    let (hwm_end2, cpu_end2) = proc_stats(pid2);
-    let end = WholeRun {
-        deleted: t_deleted,
-        calls: calls_end,
-        writes: writes_total,
-        hwm_kb: rs.old_hwm_kb.max(hwm_end2),
-        cpu: rs.old_cpu + (cpu_end2 - rs.cpu),
-        left_in_cloud: admin.instances().await.len(),
-    };
+    let end = delete_all(&b, op_pid(&op), &restart, &before).await;
     drop(op);
     s.shutdown().await;
 
     // The apiserver floor: the same writes from a minimal client, nothing else running.
-    let floor = apiserver_floor(cp, &client, n, &ready.writes, &ready.status).await;
+    let floor = apiserver_floor(b.cp, &b.client, n, &ready.writes, &ready.status).await;
 
     print_report(&Figures {
         n,
         steady_poll,
         ready,
         steady,
-        restart: rs,
+        restart,
         end,
         floor,
     });

@@ -33,25 +33,18 @@ fn give_up(n: usize) -> Duration {
 
 /// Kills the operator (SIGKILL) with N Ready objects in steady state and starts a new one with
 /// the same options; measures until the new one has reconciled all N (its `Running` gauge is N).
-pub(crate) async fn restart<'a>(
-    cp: &ControlPlane,
-    mut op: Operator,
-    options: impl Fn() -> OperatorOptions<'a>,
-    n: usize,
-    admin: &Admin,
-    user: &str,
-    api: &Api<RedisInstance>,
-) -> (Operator, Restart) {
+pub(crate) async fn restart(b: &Bench, mut op: Operator) -> (Operator, Restart) {
+    let n = b.n;
     let (old_hwm_kb, old_cpu) = proc_stats(op_pid(&op));
     op.kill();
     // Whatever the old process wrote reaches the audit log (batches of at most 1 s) before the
     // window starts; the simulator counts a call when it gets it.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let calls_before = calls(&admin.calls_json().await);
-    let writes_before = writes(&cp.audit_log(), user);
+    let calls_before = calls(&b.admin.calls_json().await);
+    let writes_before = writes(&b.cp.audit_log(), &b.user);
 
     let started = Instant::now();
-    let op = Operator::start(cp, options());
+    let op = Operator::start(b.cp, operator_options(b));
     let pid = op_pid(&op);
     let http = reqwest::Client::new();
     let (synced, steady) = until_steady(&op, &http, n, started).await;
@@ -65,13 +58,13 @@ pub(crate) async fn restart<'a>(
     // Settle: the writes of the last reconciles reach the audit log; a call or write made right
     // after the last object's report still counts. The next drift checks are a steady period away.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let calls_window = minus_calls(&calls(&admin.calls_json().await), &calls_before);
-    let writes_window = writes(&cp.audit_log(), user).minus(&writes_before);
+    let calls_window = minus_calls(&calls(&b.admin.calls_json().await), &calls_before);
+    let writes_window = writes(&b.cp.audit_log(), &b.user).minus(&writes_before);
     let (hwm_kb, cpu) = proc_stats(pid);
     let (reconciles_ok, reconciles_err) = reconciles(&op).await;
     let readyz = readyz_text(&op, &http, synced).await;
     reset_peak_rss(pid);
-    let (_, ready) = count_ready(api).await;
+    let (_, ready) = count_ready(&b.api).await;
     if ready != n {
         eprintln!("after the restart only {ready} of {n} objects are Ready");
     }
