@@ -59,6 +59,7 @@ use phases::*;
 use report::*;
 use restart::*;
 
+/// The value after the command-line flag `name`, if given.
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -67,7 +68,9 @@ fn arg(name: &str) -> Option<String> {
         .cloned()
 }
 
+/// The simulator's time from CreateDBInstance to RUNNING (the floor of the time to Ready).
 const CREATE_DELAY: Duration = Duration::from_secs(2);
+/// The simulator's time from DeleteDBInstance to the instance gone (the floor of the time to deleted).
 const DELETE_DELAY: Duration = Duration::from_secs(1);
 
 /// Objects reconciled (and created by the benchmark, and written by the floor client) at the same
@@ -184,10 +187,12 @@ where
     unreachable!()
 }
 
+/// The running operator's process id.
 fn op_pid(op: &Operator) -> u32 {
     op.pid().expect("the operator runs")
 }
 
+/// Prints the heading, then one table per N (`--n`).
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not: a test run skips the
