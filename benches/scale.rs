@@ -22,6 +22,18 @@
 //!
 //!   cargo bench --bench scale -- [--n 100,1000,5000] [--steady-secs 180] [--steady-poll-secs 30]
 
+#[path = "scale/floor.rs"]
+mod floor;
+#[path = "scale/floor_writes.rs"]
+mod floor_writes;
+#[path = "scale/measure.rs"]
+mod measure;
+#[path = "scale/phases.rs"]
+mod phases;
+#[path = "scale/report.rs"]
+mod report;
+#[path = "scale/restart.rs"]
+mod restart;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -30,6 +42,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cds_redis_operator::crd::RedisInstance;
+use cds_redis_operator::simulator::RunningSimulator;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -39,6 +52,14 @@ use support::control_plane::{self, ControlPlane, kubeconfig_yaml, unique_namespa
 use support::operator::{Operator, OperatorOptions};
 use support::sim::{self, Admin};
 
+use floor::*;
+use floor_writes::*;
+use measure::*;
+use phases::*;
+use report::*;
+use restart::*;
+
+/// The value after the command-line flag `name`, if given.
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -47,130 +68,10 @@ fn arg(name: &str) -> Option<String> {
         .cloned()
 }
 
+/// The simulator's time from CreateDBInstance to RUNNING (the floor of the time to Ready).
 const CREATE_DELAY: Duration = Duration::from_secs(2);
+/// The simulator's time from DeleteDBInstance to the instance gone (the floor of the time to deleted).
 const DELETE_DELAY: Duration = Duration::from_secs(1);
-
-/// Kubernetes writes by the operator, from the audit log.
-#[derive(Default, Debug, Clone)]
-struct Writes {
-    status: u64,
-    finalizer: u64,
-    events: u64,
-    secrets: u64,
-    other: u64,
-}
-
-impl Writes {
-    fn total(&self) -> u64 {
-        self.status + self.finalizer + self.events + self.secrets + self.other
-    }
-    fn minus(&self, o: &Writes) -> Writes {
-        Writes {
-            status: self.status - o.status,
-            finalizer: self.finalizer - o.finalizer,
-            events: self.events - o.events,
-            secrets: self.secrets - o.secrets,
-            other: self.other - o.other,
-        }
-    }
-}
-
-fn writes(audit: &std::path::Path, user: &str) -> Writes {
-    let text = std::fs::read_to_string(audit).unwrap_or_default();
-    let mut w = Writes::default();
-    for line in text.lines() {
-        if !line.contains(user) || !line.contains("\"stage\":\"ResponseComplete\"") {
-            continue;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if v["user"]["username"] != user
-            || !matches!(v["verb"].as_str(), Some("create" | "update" | "patch" | "delete"))
-        {
-            continue;
-        }
-        let res = v["objectRef"]["resource"].as_str().unwrap_or_default();
-        let sub = v["objectRef"]["subresource"].as_str().unwrap_or_default();
-        match (res, sub) {
-            ("redisinstances", "status") => w.status += 1,
-            ("redisinstances", _) => w.finalizer += 1,
-            ("events", _) => w.events += 1,
-            ("secrets", _) => w.secrets += 1,
-            _ => w.other += 1,
-        }
-    }
-    w
-}
-
-fn calls(v: &Value) -> BTreeMap<String, u64> {
-    v["calls"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_object().map_or(0, |o| o.values().filter_map(Value::as_u64).sum()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A `kB` field of `/proc/PID/status` (e.g. `VmHWM:`), 0 when absent.
-fn status_kb(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The operator's resident set now, in KiB: (anonymous, file-backed such as its own code).
-fn rss_now(pid: u32) -> (u64, u64) {
-    (status_kb(pid, "RssAnon:"), status_kb(pid, "RssFile:"))
-}
-
-/// Peak RSS in KiB and CPU seconds so far.
-fn proc_stats(pid: u32) -> (u64, f64) {
-    let hwm_kb = status_kb(pid, "VmHWM:");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (hwm_kb, ticks / hz)
-}
-
-async fn count_ready(api: &Api<RedisInstance>) -> (usize, usize) {
-    // A loaded apiserver may drop a large list now and then: retry rather than lose the run.
-    let list = loop {
-        match api.list(&ListParams::default()).await {
-            Ok(list) => break list,
-            Err(e) => {
-                eprintln!("listing the objects failed ({e}); retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    let ready = list
-        .items
-        .iter()
-        .filter(|o| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .count();
-    (list.items.len(), ready)
-}
 
 /// Objects reconciled (and created by the benchmark, and written by the floor client) at the same
 /// time: the operator's `--concurrency`.
@@ -214,294 +115,53 @@ async fn service_account(
     (kubeconfig, format!("system:serviceaccount:{ns}:{name}"))
 }
 
+/// One run for `n` objects, phase after phase, and its table.
 async fn run(n: usize, steady: Duration, steady_poll: Duration) {
-    let cp = control_plane::shared();
-    let client = cp.client().await;
-    cp.install_crd(&client).await;
-    let ns = unique_namespace(&client, &format!("bench-{n}")).await;
-    // The operator gets its own identity, so the audit log tells its writes apart.
-    let (kubeconfig, user) = service_account(cp, &client, &ns, "bench-operator", &format!("{ns}-operator")).await;
-
-    let s = sim::start(CREATE_DELAY, DELETE_DELAY).await;
-    let admin = Admin::of(&s);
-    let steady_poll_s = format!("{}s", steady_poll.as_secs());
-    let concurrency = CONCURRENCY.to_string();
-    // The same options for the first operator and the one started after the kill.
-    let options = || {
-        let mut opts = OperatorOptions::new(&ns, s.endpoint());
-        opts.args = [
-            "--leader-election=false",
-            "--busy-poll-interval",
-            "2s",
-            "--steady-poll-interval",
-            steady_poll_s.as_str(),
-            "--visibility-grace",
-            "10s",
-            "--cds-qps",
-            "100",
-            "--cds-burst",
-            "100",
-            "--concurrency",
-            concurrency.as_str(),
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-        opts.env = vec![
-            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
-            ("RUST_LOG".into(), "info".into()),
-        ];
-        opts.name = format!("bench-{n}");
-        opts
-    };
-    let op = Operator::start(cp, options());
+    let (b, s) = setup(n, steady_poll).await;
+    let op = Operator::start(b.cp, operator_options(&b));
     let pid = op_pid(&op);
+    let before = prepare(&b).await;
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let pw: Secret =
-        serde_json::from_value(json!({ "metadata": { "name": "pw" }, "stringData": { "password": "bench-password" } }))
-            .unwrap();
-    secrets.create(&PostParams::default(), &pw).await.unwrap();
-    let api: Api<RedisInstance> = Api::namespaced(client.clone(), &ns);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes_before = writes(&cp.audit_log(), &user);
-
-    // Create N.
     let t0 = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let obj: RedisInstance = serde_json::from_value(json!({
-                    "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
-                    "metadata": { "name": format!("r{i:05}") },
-                    "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
-                }))
-                .unwrap();
-                create_retried(&api, &obj).await;
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
+    create_all(&b).await;
     let applied = t0.elapsed();
-    loop {
-        let (_, ready) = count_ready(&api).await;
-        if ready == n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let t_ready = t0.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let writes_ready = writes(&cp.audit_log(), &user).minus(&writes_before);
-    let calls_ready = calls(&admin.calls_json().await);
-    let (hwm_ready, cpu_ready) = proc_stats(pid);
-    let (anon_ready, file_ready) = rss_now(pid);
-    // A status as the operator wrote it, the model of the floor client's status writes.
-    let ready_status = api
-        .get_status("r00000")
-        .await
-        .ok()
-        .and_then(|o| serde_json::to_value(o.status).ok())
-        .unwrap_or(Value::Null);
-
-    // Steady state.
-    let calls_a = calls(&admin.calls_json().await);
-    let writes_a = writes(&cp.audit_log(), &user);
-    let (_, cpu_a) = proc_stats(pid);
-    tokio::time::sleep(steady).await;
-    let calls_b = calls(&admin.calls_json().await);
-    let writes_b = writes(&cp.audit_log(), &user);
-    let (hwm_steady, cpu_b) = proc_stats(pid);
-    let minutes = steady.as_secs_f64() / 60.0;
+    let ready = wait_ready(&b, pid, t0, applied, &before).await;
+    let steady = steady_state(&b, pid, steady).await;
 
     // Restart: a crash with N Ready objects, and a new process with the same options.
-    let (op, rs) = restart(cp, op, options, n, &admin, &user, &api).await;
-    let pid2 = op_pid(&op);
+    let (op, restart) = restart(&b, op).await;
 
-    // Delete all.
-    let t1 = Instant::now();
-    while let Err(e) = api
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await
-    {
-        eprintln!("deleting the objects failed ({e}); retrying");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    loop {
-        let (left, _) = count_ready(&api).await;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let t_deleted = t1.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // The whole-run figures leave the restart window out: they measure what they did before the
-    // restart was added (the restart has its own rows).
-    let calls_end = minus_calls(&calls(&admin.calls_json().await), &rs.calls);
-    let writes_total = writes(&cp.audit_log(), &user).minus(&writes_before).minus(&rs.writes);
-    let (hwm_end2, cpu_end2) = proc_stats(pid2);
-    let rss_kb = rs.old_hwm_kb.max(hwm_end2);
-    let cpu_total = rs.old_cpu + (cpu_end2 - rs.cpu);
-    let left_in_cloud = admin.instances().await.len();
+    let end = delete_all(&b, op_pid(&op), &restart, &before).await;
     drop(op);
     s.shutdown().await;
 
     // The apiserver floor: the same writes from a minimal client, nothing else running.
-    let floor = apiserver_floor(cp, &client, n, &writes_ready, &ready_status).await;
+    let floor = apiserver_floor(b.cp, &b.client, n, &ready.writes, &ready.status).await;
 
-    let nf = n as f64;
-    let per = |m: &BTreeMap<String, u64>, a: &str| *m.get(a).unwrap_or(&0) as f64 / nf;
-    let steady_rate = |a: &str| (*calls_b.get(a).unwrap_or(&0) - *calls_a.get(a).unwrap_or(&0)) as f64 / minutes;
-    let listing_floor = 60.0 / steady_poll.as_secs_f64();
-    println!();
-    println!("## N = {n}");
-    println!();
-    println!("| figure | measured | floor | ratio |");
-    println!("| --- | --- | --- | --- |");
-    println!(
-        "| objects applied (API, 16 in parallel) | {:.1} s | | |",
-        applied.as_secs_f64()
-    );
-    println!(
-        "| time to all Ready (simulator create delay {}s) | {:.1} s | {:.1} s | {:.1} |",
-        CREATE_DELAY.as_secs(),
-        t_ready.as_secs_f64(),
-        CREATE_DELAY.as_secs_f64(),
-        t_ready.as_secs_f64() / CREATE_DELAY.as_secs_f64()
-    );
-    println!(
-        "| time to all deleted (simulator delete delay {}s) | {:.1} s | {:.1} s | {:.1} |",
-        DELETE_DELAY.as_secs(),
-        t_deleted.as_secs_f64(),
-        DELETE_DELAY.as_secs_f64(),
-        t_deleted.as_secs_f64() / DELETE_DELAY.as_secs_f64()
-    );
-    for action in ["CreateDBInstance", "DeleteDBInstance"] {
-        println!(
-            "| {action} calls per object | {:.3} | 1 | {:.3} |",
-            per(&calls_end, action),
-            per(&calls_end, action)
-        );
-    }
-    for action in ["DescribeDBInstances", "DescribeAvailableDBConfig"] {
-        println!(
-            "| {action} calls per object (whole run) | {:.3} | | |",
-            per(&calls_end, action)
-        );
-    }
-    println!(
-        "| listings until all Ready | {} | | |",
-        calls_ready.get("DescribeDBInstances").unwrap_or(&0)
-    );
-    let steady_total: f64 = calls_b.keys().map(|a| steady_rate(a)).sum();
-    println!(
-        "| cloud calls per minute, steady ({:.0} min, poll {}s) | {:.2} | {:.2} | {:.2} |",
-        minutes,
-        steady_poll.as_secs(),
-        steady_total,
-        listing_floor,
-        steady_total / listing_floor
-    );
-    let writes_row = |label: &str, w: &Writes| {
-        println!(
-            "| Kubernetes writes per object, {label} | {:.2} (status {:.2}, finalizer {:.2}, events {:.2}, secrets {:.2}) | | |",
-            w.total() as f64 / nf,
-            w.status as f64 / nf,
-            w.finalizer as f64 / nf,
-            w.events as f64 / nf,
-            w.secrets as f64 / nf
-        )
-    };
-    writes_row("apply → Ready", &writes_ready);
-    let ws = writes_b.minus(&writes_a);
-    println!(
-        "| Kubernetes writes in steady state | {} in {:.0} min | 0 | |",
-        ws.total(),
-        minutes
-    );
-    writes_row("whole life", &writes_total);
-    let mib = |kb: u64| kb as f64 / 1024.0;
-    println!(
-        "| operator peak RSS: until Ready / until end of steady state / whole run | {:.1} / {:.1} / {:.1} MiB | | |",
-        mib(hwm_ready),
-        mib(hwm_steady),
-        mib(rss_kb)
-    );
-    println!(
-        "| operator RSS once all are Ready: heap and other anonymous memory / file-backed (its code) | {:.1} / {:.1} MiB | | |",
-        mib(anon_ready),
-        mib(file_ready)
-    );
-    println!(
-        "| operator CPU seconds: to Ready / steady / total | {:.1} / {:.1} / {:.1} | | |",
-        cpu_ready,
-        cpu_b - cpu_a,
-        cpu_total
-    );
-    println!("| cloud instances left after delete | {left_in_cloud} | 0 | |");
+    print_report(&Figures {
+        n,
+        steady_poll,
+        ready,
+        steady,
+        restart,
+        end,
+        floor,
+    });
+}
 
-    // The apiserver floor.
-    let floor_s = floor.elapsed.as_secs_f64();
-    println!(
-        "| apiserver floor: the same writes from a minimal kube-rs client on fresh objects ({} creates of the objects and {} writes of the operator's kinds, {CONCURRENCY} + {CONCURRENCY} in flight, the operator's two watches open; no cloud, no reads) | {:.1} s for {} writes | | |",
-        floor.creates,
-        floor.planned.total(),
-        floor_s,
-        floor.creates + floor.planned.total()
-    );
-    println!(
-        "| time to all Ready vs. the apiserver floor (ratio: the operator's own overhead and the cloud's delay) | {:.1} s | {:.1} s | {:.1} |",
-        t_ready.as_secs_f64(),
-        floor_s,
-        t_ready.as_secs_f64() / floor_s
-    );
-    let (mean, p50, p99) = floor.latency_ms();
-    println!("| apiserver floor: latency per write, mean / median / p99 | {mean:.1} / {p50:.1} / {p99:.1} ms | | |");
-    println!(
-        "| apiserver floor: writes the audit log shows from the floor client (all {} planned, {} retried) | {} | {} | |",
-        floor.planned.total(),
-        floor.retries,
-        floor.audited.total(),
-        floor.planned.total()
-    );
+/// The name of the benchmark's `i`-th object.
+fn object_name(i: usize) -> String {
+    format!("r{i:05}")
+}
 
-    // The restart.
-    let listings = *rs.calls.get("DescribeDBInstances").unwrap_or(&0);
-    let restart_calls: u64 = rs.calls.values().sum();
-    println!(
-        "| operator restart (SIGKILL, same options, {n} Ready): time from the new process's start until it reconciled all {n}{} ({}) | {:.2} s | | |",
-        if rs.steady { "" } else { " — NOT REACHED, gave up" },
-        rs.readyz,
-        rs.time.as_secs_f64()
-    );
-    println!(
-        "| restart: cloud calls (listings {listings}) | {} | 1 | {:.2} |",
-        calls_text(&rs.calls),
-        restart_calls as f64
-    );
-    println!(
-        "| restart: Kubernetes writes | {} (status {}, finalizer {}, events {}, secrets {}, other {}) | 0 | |",
-        rs.writes.total(),
-        rs.writes.status,
-        rs.writes.finalizer,
-        rs.writes.events,
-        rs.writes.secrets,
-        rs.writes.other
-    );
-    println!(
-        "| restart: reconciles by the new process until steady (+3 s), success / error | {} / {} | {n} | {:.2} |",
-        rs.reconciles_ok,
-        rs.reconciles_err,
-        (rs.reconciles_ok + rs.reconciles_err) as f64 / nf
-    );
-    println!(
-        "| restart: new process's peak RSS / CPU seconds until steady again (+3 s) | {:.1} MiB / {:.2} | | |",
-        mib(rs.hwm_kb),
-        rs.cpu
-    );
+/// The benchmark's `i`-th object, as it creates it.
+fn object(i: usize) -> RedisInstance {
+    serde_json::from_value(json!({
+        "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
+        "metadata": { "name": object_name(i) },
+        "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
+    }))
+    .unwrap()
 }
 
 /// Creates `obj`, retrying what a loaded apiserver drops now and then (a create that did land
@@ -527,460 +187,12 @@ where
     unreachable!()
 }
 
-fn minus_calls(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    a.iter()
-        .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0)))
-        .collect()
-}
-
-/// `Action count, …` of the actions called at all, or `none`.
-fn calls_text(m: &BTreeMap<String, u64>) -> String {
-    let parts: Vec<String> = m
-        .iter()
-        .filter(|(_, v)| **v > 0)
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    if parts.is_empty() {
-        "none".to_owned()
-    } else {
-        parts.join(", ")
-    }
-}
-
-/// The value of one series (`name{labels}`) in a Prometheus text exposition.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)
-            .filter(|rest| rest.starts_with(' '))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-    })
-}
-
-/// What the restart cost.
-struct Restart {
-    /// From the new process's start until it had reconciled all N objects.
-    time: Duration,
-    /// What its `/readyz` said: when it first answered ok, or its answer once steady.
-    readyz: String,
-    /// Whether it got there (else `time` is when the benchmark gave up).
-    steady: bool,
-    /// Cloud calls by action from the kill until steady again (plus a settling pause).
-    calls: BTreeMap<String, u64>,
-    /// The operator's Kubernetes writes in the same window.
-    writes: Writes,
-    reconciles_ok: u64,
-    reconciles_err: u64,
-    /// The new process's peak RSS (KiB) and CPU seconds until then.
-    hwm_kb: u64,
-    cpu: f64,
-    /// The first process's peak RSS (KiB) and CPU seconds when it was killed.
-    old_hwm_kb: u64,
-    old_cpu: f64,
-}
-
-/// Kills the operator (SIGKILL) with N Ready objects in steady state and starts a new one with
-/// the same options; measures until the new one has reconciled all N (its `Running` gauge is N).
-async fn restart<'a>(
-    cp: &ControlPlane,
-    mut op: Operator,
-    options: impl Fn() -> OperatorOptions<'a>,
-    n: usize,
-    admin: &Admin,
-    user: &str,
-    api: &Api<RedisInstance>,
-) -> (Operator, Restart) {
-    let (old_hwm_kb, old_cpu) = proc_stats(op_pid(&op));
-    op.kill();
-    // Whatever the old process wrote reaches the audit log (batches of at most 1 s) before the
-    // window starts; the simulator counts a call when it gets it.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let calls_before = calls(&admin.calls_json().await);
-    let writes_before = writes(&cp.audit_log(), user);
-
-    let started = Instant::now();
-    let op = Operator::start(cp, options());
-    let pid = op_pid(&op);
-    let http = reqwest::Client::new();
-    let give_up = Duration::from_secs(300 + n as u64 / 10);
-    let mut synced = None;
-    let mut steady = false;
-    while started.elapsed() < give_up {
-        if synced.is_none()
-            && http
-                .get(format!("http://{}/readyz", op.metrics))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        {
-            synced = Some(started.elapsed());
-        }
-        let text = op.metrics_text().await;
-        if metric(&text, "cds_redis_objects{phase=\"Running\"}").unwrap_or(0.0) >= n as f64 {
-            steady = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let time = started.elapsed();
-    if !steady {
-        eprintln!("the restarted operator did not reconcile all {n} objects within {give_up:?}");
-    }
-    // Settle: the writes of the last reconciles reach the audit log; a call or write made right
-    // after the last object's report still counts. The next drift checks are a steady period away.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let calls_window = minus_calls(&calls(&admin.calls_json().await), &calls_before);
-    let writes_window = writes(&cp.audit_log(), user).minus(&writes_before);
-    let (hwm_kb, cpu) = proc_stats(pid);
-    let text = op.metrics_text().await;
-    let ok = metric(&text, "cds_redis_reconciles_total{outcome=\"success\"}").unwrap_or(0.0);
-    let err = metric(&text, "cds_redis_reconciles_total{outcome=\"error\"}").unwrap_or(0.0);
-    let readyz = match synced {
-        Some(d) => format!("/readyz ok after {:.2} s", d.as_secs_f64()),
-        None => {
-            let answer = match http.get(format!("http://{}/readyz", op.metrics)).send().await {
-                Ok(r) => format!("{} {}", r.status().as_u16(), r.text().await.unwrap_or_default()),
-                Err(e) => e.to_string(),
-            };
-            eprintln!("the restarted operator's /readyz did not say ok before it was steady; 3 s later: {answer}");
-            format!("/readyz not ok yet; 3 s later: {answer}")
-        }
-    };
-    // Later figures (the whole-run peak RSS) then leave the restart out, as before the restart
-    // was measured: "5" resets the process's VmHWM (Linux 4.0+).
-    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
-        eprintln!("cannot reset the new operator's peak RSS ({e}): the whole-run peak includes the restart");
-    }
-    let (_, ready) = count_ready(api).await;
-    if ready != n {
-        eprintln!("after the restart only {ready} of {n} objects are Ready");
-    }
-    (
-        op,
-        Restart {
-            time,
-            readyz,
-            steady,
-            calls: calls_window,
-            writes: writes_window,
-            reconciles_ok: ok as u64,
-            reconciles_err: err as u64,
-            hwm_kb,
-            cpu,
-            old_hwm_kb,
-            old_cpu,
-        },
-    )
-}
-
-/// What the floor client did and how long it took.
-struct Floor {
-    /// From the first create of an object to the last write.
-    elapsed: Duration,
-    /// Creates of the objects (by the admin client, as the benchmark creates them).
-    creates: u64,
-    /// The writes of the operator's kinds made (the operator's apply → Ready writes).
-    planned: Writes,
-    /// The floor client's writes as the audit log shows them.
-    audited: Writes,
-    /// Latency of each of those writes.
-    latencies: Vec<Duration>,
-    /// Attempts repeated after an error.
-    retries: u64,
-}
-
-impl Floor {
-    fn latency_ms(&self) -> (f64, f64, f64) {
-        let mut l: Vec<f64> = self.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-        if l.is_empty() {
-            return (0.0, 0.0, 0.0);
-        }
-        l.sort_by(f64::total_cmp);
-        let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
-        (l.iter().sum::<f64>() / l.len() as f64, at(0.5), at(0.99))
-    }
-}
-
-/// `total` spread over `n` objects: how many object `i` gets.
-fn share(total: u64, n: usize, i: usize) -> u64 {
-    total / n as u64 + u64::from((i as u64) < total % n as u64)
-}
-
-/// One write, timed, retried like the benchmark's creates. A 409 after a retry means the first
-/// attempt landed: `landed` tells the caller to re-read the object.
-async fn timed<T, F, Fut>(what: &str, latencies: &mut Vec<Duration>, retries: &mut u64, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, kube::Error>>,
-{
-    for attempt in 1.. {
-        let t = Instant::now();
-        let result = f().await;
-        let took = t.elapsed();
-        match result {
-            Ok(v) => {
-                latencies.push(took);
-                return Some(v);
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => return None,
-            Err(e) if attempt < 10 => {
-                eprintln!("floor: {what} failed ({e}); retrying");
-                *retries += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => panic!("floor: {what} failed 10 times: {e}"),
-        }
-    }
-    unreachable!()
-}
-
-/// The apiserver floor: N fresh objects in a new namespace, created as the benchmark creates them,
-/// each then written as the operator wrote its objects on the way to Ready (`per_kind`, spread
-/// over the objects) by a minimal client with its own identity and the operator's concurrency,
-/// while the operator's two watches (the objects, Secrets metadata-only) are open in that
-/// namespace. Status applies are modelled on `status` (a Ready object's status).
-async fn apiserver_floor(
-    cp: &ControlPlane,
-    admin: &kube::Client,
-    n: usize,
-    per_kind: &Writes,
-    status: &Value,
-) -> Floor {
-    use cds_redis_operator::crd::{FIELD_MANAGER, FINALIZER};
-    use k8s_openapi::api::events::v1::Event;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
-    use kube::api::PartialObjectMeta;
-    use kube::api::{Patch, PatchParams};
-    use kube::runtime::{WatchStreamExt as _, watcher};
-
-    let ns = unique_namespace(admin, &format!("floor-{n}")).await;
-    let (kubeconfig, user) = service_account(cp, admin, &ns, "bench-floor", &format!("{ns}-floor")).await;
-    let client = cp.client_for(&kubeconfig).await;
-    let objects: Api<RedisInstance> = Api::namespaced(client.clone(), &ns);
-    let admin_objects: Api<RedisInstance> = Api::namespaced(admin.clone(), &ns);
-
-    // The operator's two watches, their events read and dropped.
-    let (synced_tx, mut synced_rx) = futures::channel::mpsc::unbounded::<()>();
-    let watches = [
-        tokio::spawn({
-            let tx = synced_tx.clone();
-            watcher(objects.clone(), watcher::Config::default())
-                .default_backoff()
-                .for_each(move |e| {
-                    if matches!(e, Ok(watcher::Event::InitDone)) {
-                        let _ = tx.unbounded_send(());
-                    }
-                    async {}
-                })
-        }),
-        tokio::spawn({
-            let tx = synced_tx.clone();
-            watcher(
-                Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), &ns),
-                watcher::Config::default(),
-            )
-            .default_backoff()
-            .for_each(move |e| {
-                if matches!(e, Ok(watcher::Event::InitDone)) {
-                    let _ = tx.unbounded_send(());
-                }
-                async {}
-            })
-        }),
-    ];
-    for _ in 0..2 {
-        synced_rx.next().await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let audit_before = writes(&cp.audit_log(), &user);
-
-    // Creating: CONCURRENCY creates in flight, as the benchmark makes them; each created object
-    // goes to the writers, CONCURRENCY objects in flight, as the operator's reconciles.
-    let (created_tx, created_rx) = futures::channel::mpsc::unbounded::<RedisInstance>();
-    let t0 = Instant::now();
-    let creator = admin_objects.clone();
-    let creating = futures::stream::iter(0..n)
-        .map(move |i| {
-            let (api, tx) = (creator.clone(), created_tx.clone());
-            async move {
-                let obj: RedisInstance = serde_json::from_value(json!({
-                    "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
-                    "metadata": { "name": format!("r{i:05}") },
-                    "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
-                }))
-                .unwrap();
-                let created = match create_retried(&api, &obj).await {
-                    Some(o) => o,
-                    None => api.get(&format!("r{i:05}")).await.unwrap(),
-                };
-                let _ = tx.unbounded_send(created);
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>();
-    let writing = created_rx
-        .enumerate()
-        .map(|(i, obj)| {
-            let client = client.clone();
-            let objects = objects.clone();
-            let ns = ns.clone();
-            async move {
-                let (mut latencies, mut retries) = (vec![], 0u64);
-                let name = obj.metadata.name.clone().unwrap();
-                let uid = obj.metadata.uid.clone().unwrap();
-                let mut rv = obj.metadata.resource_version.clone();
-                let reread = |objects: Api<RedisInstance>, name: String| async move {
-                    objects.get(&name).await.ok().and_then(|o| o.metadata.resource_version)
-                };
-                // The finalizer (a conditional merge patch, as the operator's).
-                for j in 0..share(per_kind.finalizer, n, i) {
-                    let mut finalizers = vec![FINALIZER.to_owned()];
-                    if j % 2 == 1 {
-                        finalizers.push("cds.capitalonline.net/bench-floor".to_owned());
-                    }
-                    let patch = json!({ "metadata": { "resourceVersion": rv, "finalizers": finalizers } });
-                    let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
-                    rv = match timed("finalizer patch", &mut latencies, &mut retries, || {
-                        objects.patch(&name, &params, &patch)
-                    })
-                    .await
-                    {
-                        Some(o) => o.metadata.resource_version,
-                        None => reread(objects.clone(), name.clone()).await,
-                    };
-                }
-                // The password record (created, owned by the object).
-                let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-                for j in 0..share(per_kind.secrets, n, i) {
-                    let secret: Secret = serde_json::from_value(json!({
-                        "metadata": {
-                            "name": if j == 0 { format!("cdsredis-password-{uid}") } else { format!("cdsredis-password-{uid}-{j}") },
-                            "labels": { "app.kubernetes.io/managed-by": "cds-redis-operator", "cds.capitalonline.net/role": "password-record", "cds.capitalonline.net/instance": name },
-                            "ownerReferences": [{ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true }],
-                        },
-                        "type": "Opaque",
-                        "stringData": { "password": "bench-password" },
-                    }))
-                    .unwrap();
-                    let params = PostParams::default();
-                    let _ = timed("secret create", &mut latencies, &mut retries, || {
-                        secrets.create(&params, &secret)
-                    })
-                    .await;
-                }
-                // Status applies and Events, in the operator's order (intent, Creating; UUID,
-                // Created; Running, Running).
-                let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-                let (k_status, k_events) = (share(per_kind.status, n, i), share(per_kind.events, n, i));
-                let reasons = ["Creating", "Created", "Running"];
-                for j in 0..k_status.max(k_events) {
-                    if j < k_status {
-                        let mut st = status.clone();
-                        if j + 1 < k_status && st.is_object() {
-                            // Before Running: the create intent, not yet the endpoint; a step
-                            // number keeps consecutive applies distinct.
-                            st["phase"] = json!(if j == 0 { "Pending" } else { "Creating" });
-                            st["createAttempt"] = json!({ "instanceName": name, "startedAt": Time(jiff::Timestamp::now()) });
-                            st["cloudStatusText"] = json!(format!("step {j}"));
-                            if let Some(m) = st.as_object_mut() {
-                                m.remove("endpoint");
-                            }
-                        }
-                        let body = json!({
-                            "apiVersion": "cds.capitalonline.net/v1alpha1",
-                            "kind": "RedisInstance",
-                            "metadata": { "resourceVersion": rv },
-                            "status": st,
-                        });
-                        let (params, apply) = (PatchParams::apply(FIELD_MANAGER).force(), Patch::Apply(&body));
-                        rv = match timed("status apply", &mut latencies, &mut retries, || {
-                            objects.patch_status(&name, &params, &apply)
-                        })
-                        .await
-                        {
-                            Some(o) => o.metadata.resource_version,
-                            None => reread(objects.clone(), name.clone()).await,
-                        };
-                    }
-                    if j < k_events {
-                        let now = jiff::Timestamp::now();
-                        let reason = reasons[(j as usize).min(reasons.len() - 1)];
-                        let event: Event = serde_json::from_value(json!({
-                            "metadata": { "name": format!("{name}.{:x}", now.as_nanosecond()), "namespace": ns },
-                            "action": "Reconcile",
-                            "reason": reason,
-                            "note": format!("instance {uid} of {name}: {reason}"),
-                            "type": "Normal",
-                            "eventTime": MicroTime(now),
-                            "reportingController": "cds-redis-operator",
-                            "reportingInstance": "bench-floor",
-                            "regarding": { "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "name": name, "namespace": ns, "uid": uid, "resourceVersion": rv },
-                        }))
-                        .unwrap();
-                        let params = PostParams::default();
-                        let _ = timed("event create", &mut latencies, &mut retries, || {
-                            events.create(&params, &event)
-                        })
-                        .await;
-                    }
-                }
-                (latencies, retries)
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>();
-    let (_, done) = tokio::join!(creating, writing);
-    let elapsed = t0.elapsed();
-    for w in &watches {
-        w.abort();
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let audited = writes(&cp.audit_log(), &user).minus(&audit_before);
-    let (mut latencies, mut retries) = (vec![], 0);
-    for (l, r) in done {
-        latencies.extend(l);
-        retries += r;
-    }
-    let planned = Writes {
-        status: per_kind.status,
-        finalizer: per_kind.finalizer,
-        events: per_kind.events,
-        secrets: per_kind.secrets,
-        other: 0,
-    };
-
-    // Leave no objects behind for the next N (not timed): finalizers off, then delete them all.
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = admin_objects.clone();
-            async move {
-                let patch = json!({ "metadata": { "finalizers": null } });
-                let _ = api
-                    .patch(&format!("r{i:05}"), &PatchParams::default(), &Patch::Merge(&patch))
-                    .await;
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    let _ = admin_objects
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await;
-
-    Floor {
-        elapsed,
-        creates: n as u64,
-        planned,
-        audited,
-        latencies,
-        retries,
-    }
-}
-
+/// The running operator's process id.
 fn op_pid(op: &Operator) -> u32 {
     op.pid().expect("the operator runs")
 }
 
+/// Prints the heading, then one table per N (`--n`).
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not: a test run skips the
