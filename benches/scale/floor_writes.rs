@@ -14,7 +14,7 @@ fn share(total: u64, n: usize, i: usize) -> u64 {
 }
 
 /// One write, timed, retried like the benchmark's creates. A 409 after a retry means the first
-/// attempt landed: `landed` tells the caller to re-read the object.
+/// attempt landed: the answer is then `None`, and the caller re-reads the object.
 async fn timed<T, F, Fut>(what: &str, latencies: &mut Vec<Duration>, retries: &mut u64, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
