@@ -239,7 +239,7 @@ impl Act<'_, '_> {
             // Still being created: the cloud takes the delete once the create is done.
             Err(e) if e.is_busy() && instance.status == wire::STATUS_CREATING => false,
             // Busy after a delete of ours: one that the cloud accepted and we re-sent after
-            // `DELETE_RESEND_AFTER`, or one whose answer was lost. The cloud is deleting it (it
+            // `--delete-resend-after`, or one whose answer was lost. The cloud is deleting it (it
             // documents no status for that): the same as accepted.
             Err(e) if e.is_busy() && (self.facts.delete_requested_age.is_some() || ctx.delete_maybe_sent(obj)) => true,
             // Busy and no delete of ours known: another task holds the instance (a backup, a

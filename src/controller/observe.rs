@@ -72,7 +72,7 @@ pub fn local_facts(obj: &RedisInstance, ctx: &Context, now: &Time) -> Facts {
         // The intent marker is written before the rate limiter's wait, which is bounded by the
         // request timeout: the create may reach the cloud that much later.
         visibility_grace: config.visibility_grace + config.cds.cds_timeout,
-        delete_resend_after: DELETE_RESEND_AFTER,
+        delete_resend_after: config.delete_resend_after,
         delete_busy_age: ctx.delete_busy_age(obj),
         delete_busy_retry: DELETE_BUSY_RETRY,
     }
@@ -82,10 +82,6 @@ pub fn local_facts(obj: &RedisInstance, ctx: &Context, now: &Time) -> Facts {
 /// sent again: a backup or a change ends within minutes, and a delete of ours sent by a process
 /// killed before it recorded the answer finishes on its own.
 pub const DELETE_BUSY_RETRY: Duration = Duration::from_secs(15);
-
-/// How long an accepted delete may leave the instance listed before it is sent once more (the
-/// cloud documents no status for an instance being deleted; 5 minutes is 60 busy polls).
-pub const DELETE_RESEND_AFTER: Duration = Duration::from_secs(300);
 
 /// Answers the planner's `look` into `facts.cloud` (and `facts.listing_stale`).
 pub async fn look(

@@ -43,6 +43,11 @@ pub struct RunConfig {
     /// lost is not retried before this has passed without the name appearing.
     #[arg(long, env = "CDS_VISIBILITY_GRACE", default_value = "2m", value_parser = parse_duration)]
     pub visibility_grace: Duration,
+    /// How long an accepted delete (or one whose answer was lost and that the cloud then called
+    /// busy) may leave the instance listed before it is sent once more: the cloud documents no
+    /// status for an instance being deleted.
+    #[arg(long, env = "CDS_DELETE_RESEND_AFTER", default_value = "5m", value_parser = parse_duration)]
+    pub delete_resend_after: Duration,
     /// Refresh status.lastSyncTime at least this often even when nothing changed.
     #[arg(long, env = "CDS_STATUS_REFRESH_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub status_refresh_interval: Duration,

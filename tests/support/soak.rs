@@ -388,9 +388,14 @@ fn random_faults(rng: &mut StdRng) -> Value {
 }
 
 /// Flags every operator of the soak runs with.
-const OPERATOR_ARGS: [&str; 10] = [
+const OPERATOR_ARGS: [&str; 12] = [
     "--visibility-grace",
     "3s",
+    // The simulator deletes in 1.5 s: an accepted delete still listed after 20 s was not carried
+    // out (an injected 500 and an injected 409 in a row look like one that was), and the
+    // convergence window is shorter than the default 5 minutes.
+    "--delete-resend-after",
+    "20s",
     "--busy-poll-interval",
     "300ms",
     "--steady-poll-interval",
