@@ -446,7 +446,8 @@ async fn kstatus_reads_terminal_failures_as_failed_and_retryable_ones_as_in_prog
         ("InProgress", &why),
         ("Progressing", &format!("Retrying: {why}")),
     );
-    assert_testdata_like("cloud 500s", &o, "progressing_retrying.yaml");
+    // No testdata comparison here: whether the first 500 answers the listing (phase Pending) or
+    // the create (phase Creating, its outcome unknown) depends on the shared listing's age.
     e.admin.set_faults(json!({})).await;
     let o = observe(&api, "retried", "Ready=True", |o| {
         condition(o, "Ready").is_some_and(|c| c["status"] == "True")
