@@ -81,9 +81,57 @@ async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, 
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let now = Time(jiff::Timestamp::now());
-    let mut facts = observe::local_facts(obj, ctx, &now);
-    let mut account = None;
     let old = obj.status.clone().unwrap_or_default();
+    let Steps {
+        result,
+        status: mut st,
+        mut writes,
+        deleting,
+    } = run_steps(obj, ctx, &old, &now).await;
+    let generation = obj.metadata.generation;
+    match result {
+        Ok(Progress::Released) => {
+            ctx.forget(obj);
+            Ok(Action::await_change())
+        }
+        // The watch event of the write brings the next reconcile; the requeue is a safety net
+        // for a cache that showed the write's effect late.
+        Ok(Progress::AwaitChange) => Ok(Action::requeue(ctx.config.busy_poll_interval)),
+        Ok(Progress::Unchanged) => Ok(Action::await_change()),
+        Ok(Progress::Report { outcome, after }) => {
+            status::conclude(&mut st, deleting, outcome, generation, &now);
+            report(obj, ctx, &mut writes, &old, &st, &now).await?;
+            Ok(Action::requeue(after))
+        }
+        // Nothing derived from a stale read is written (Ownership rule 3), and a replica that
+        // lost the lease writes nothing at all.
+        Err(e @ (Error::Conflict | Error::NotLeader)) => Err(e),
+        Err(e) => {
+            status::conclude(&mut st, deleting, Outcome::Failed(&e), generation, &now);
+            report(obj, ctx, &mut writes, &old, &st, &now).await?;
+            Err(e)
+        }
+    }
+}
+
+/// What the steps of one reconcile left.
+struct Steps<'a> {
+    /// The last step's result.
+    result: Result<Progress, Error>,
+    /// The status built so far.
+    status: RedisInstanceStatus,
+    /// The object's writes, at the resourceVersion of the last one.
+    writes: ObjectWrites<'a>,
+    /// The object is being deleted.
+    deleting: bool,
+}
+
+/// Plans and acts until a step leaves something to report: after a metadata step (the
+/// finalizer, the account hold) the reconcile goes on, so the first reconcile of an object
+/// already reports its conditions instead of waiting for the watch event of its own finalizer.
+async fn run_steps<'a>(obj: &'a RedisInstance, ctx: &'a Context, old: &RedisInstanceStatus, now: &Time) -> Steps<'a> {
+    let mut facts = observe::local_facts(obj, ctx, now);
+    let mut account = None;
     let (mut st, mut writes) = (old.clone(), ObjectWrites::new(ctx, obj));
     let mut steps = 0;
     let result = loop {
@@ -109,37 +157,16 @@ async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, 
         let result = act.run(step).await;
         (st, writes) = (act.status, act.writes);
         match (result, metadata) {
-            // A finalizer or a hold is in place: go on in this reconcile (the writes carry the
-            // new resourceVersion), so the first reconcile of an object already reports its
-            // conditions instead of waiting for the watch event of its own finalizer.
+            // In place: plan again (the writes carry the new resourceVersion).
             (Ok(Progress::AwaitChange), Some(held)) if steps <= MAX_METADATA_STEPS => held.apply(&mut facts),
             (result, _) => break result,
         }
     };
-    let deleting = facts.deleting;
-    let generation = obj.metadata.generation;
-    match result {
-        Ok(Progress::Released) => {
-            ctx.forget(obj);
-            Ok(Action::await_change())
-        }
-        // The watch event of the write brings the next reconcile; the requeue is a safety net
-        // for a cache that showed the write's effect late.
-        Ok(Progress::AwaitChange) => Ok(Action::requeue(ctx.config.busy_poll_interval)),
-        Ok(Progress::Unchanged) => Ok(Action::await_change()),
-        Ok(Progress::Report { outcome, after }) => {
-            status::conclude(&mut st, deleting, outcome, generation, &now);
-            report(obj, ctx, &mut writes, &old, &st, &now).await?;
-            Ok(Action::requeue(after))
-        }
-        // Nothing derived from a stale read is written (Ownership rule 3), and a replica that
-        // lost the lease writes nothing at all.
-        Err(e @ (Error::Conflict | Error::NotLeader)) => Err(e),
-        Err(e) => {
-            status::conclude(&mut st, deleting, Outcome::Failed(&e), generation, &now);
-            report(obj, ctx, &mut writes, &old, &st, &now).await?;
-            Err(e)
-        }
+    Steps {
+        result,
+        status: st,
+        writes,
+        deleting: facts.deleting,
     }
 }
 
