@@ -69,11 +69,7 @@ async fn objects_ready(release: &Release, count: usize, within: Duration) {
             .unwrap()
             .items
             .iter()
-            .filter(|o| {
-                o.status
-                    .as_ref()
-                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
+            .filter(|o| support::env::is_ready(o))
             .count();
         if ready == count {
             return;

@@ -125,15 +125,7 @@ pub(crate) async fn count_ready(api: &Api<RedisInstance>) -> (usize, usize) {
             }
         }
     };
-    let ready = list
-        .items
-        .iter()
-        .filter(|o| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .count();
+    let ready = list.items.iter().filter(|o| support::env::is_ready(o)).count();
     (list.items.len(), ready)
 }
 

@@ -199,6 +199,11 @@ pub fn cond_status(o: &RedisInstance, t: &str) -> Option<String> {
         .map(|c| c.status.clone())
 }
 
+/// Whether `o` is `Ready=True`.
+pub fn is_ready(o: &RedisInstance) -> bool {
+    cond_status(o, "Ready").as_deref() == Some("True")
+}
+
 pub fn reason_of(o: &RedisInstance, t: &str) -> Option<String> {
     status(o)
         .conditions

@@ -70,15 +70,7 @@ impl Admin {
 
     /// `GET /admin/instances`.
     pub async fn instances(&self) -> Vec<Value> {
-        let v: Value = self
-            .http
-            .get(format!("{}/admin/instances", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.get("instances").await;
         v["instances"].as_array().cloned().unwrap_or_default()
     }
 
@@ -98,27 +90,18 @@ impl Admin {
 
     /// `GET /admin/calls`.
     pub async fn calls_json(&self) -> Value {
-        self.http
-            .get(format!("{}/admin/calls", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get("calls").await
+    }
+
+    /// `GET /admin/{path}` as JSON.
+    async fn get(&self, path: &str) -> Value {
+        let url = format!("{}/admin/{path}", self.base);
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
     }
 
     /// `GET /admin/writes`: every create and delete call so far, in arrival order.
     pub async fn writes(&self) -> Vec<Value> {
-        let v: Value = self
-            .http
-            .get(format!("{}/admin/writes", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.get("writes").await;
         v["writes"].as_array().cloned().unwrap_or_default()
     }
 
