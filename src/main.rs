@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         }
         Command::Simulator(config) => run_async(async move {
             init_logging();
-            cds_redis_operator::simulator::run(config).await
+            cds_redis_operator::simulator::run(*config).await
         }),
         Command::Cds(args) => run_async(cds_redis_operator::cli::cds::run(args)),
     }

@@ -11,7 +11,7 @@ use cds_redis_operator::cds::catalogue::{self, Architecture, Catalogue, Flavor};
 use cds_redis_operator::cds::inventory::Inventory;
 use cds_redis_operator::cds::signer::{self, Credentials, Method};
 use cds_redis_operator::cds::wire::CreateInstanceRequest;
-use cds_redis_operator::cds::{ErrorKind, InstanceFilter};
+use cds_redis_operator::cds::{ErrorKind, InstanceFilter, VdcFilter};
 use cds_redis_operator::encoding::percent_encode;
 use cds_redis_operator::simulator::SimulatorConfig;
 use serde_json::json;
@@ -160,6 +160,22 @@ async fn the_cloud_rules_are_enforced_and_classified() {
             },
             "InvalidParameter",
         ),
+        (
+            "unknown VDC",
+            CreateInstanceRequest {
+                vdc_id: "no-such-vdc".into(),
+                ..create_request("x")
+            },
+            "InvalidParameter",
+        ),
+        (
+            "network of another VDC",
+            CreateInstanceRequest {
+                base_pipe_id: "4e6f6790-a6b3-11e9-8f88-0242ac110041".into(),
+                ..create_request("x")
+            },
+            "InvalidParameter",
+        ),
     ];
     for (name, req, code) in cases {
         let e = c.create_instance(&req).await.unwrap_err();
@@ -176,6 +192,80 @@ async fn the_cloud_rules_are_enforced_and_classified() {
     let e = c.delete_instance(&created.instance_uuid).await.unwrap_err();
     assert_eq!((e.code.as_deref(), e.http_status), (Some("ResourceInUse"), Some(409)));
     assert!(e.is_retryable());
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn vdcs_are_listed_on_the_network_service_page_by_page_and_their_ips_are_used() {
+    let mut config = SimulatorConfig::for_tests(KEY_ID, KEY_SECRET, Duration::ZERO, Duration::ZERO);
+    // 24 VDCs in Shanghai: three pages of ten; one network with a single free IP.
+    config
+        .vdcs
+        .extend((0..24).map(|i| format!("sh-{i:02}:CN_Shanghai_C:net-{i:02}")));
+    config.vdcs.push("small:CN_Beijing_A:one-ip:1".into());
+    let s = sim::start_with(config).await;
+    let c = sim::client(&s);
+    let shanghai = VdcFilter {
+        region_id: Some("CN_Shanghai_C".into()),
+        ..Default::default()
+    };
+    let listed = c.describe_vdcs(&shanghai).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|v| v.vdc_id.as_str()).collect();
+    assert_eq!(ids.len(), 24, "every page is followed: {ids:?}");
+    assert_eq!((ids[0], ids[23]), ("sh-00", "sh-23"));
+    let admin = Admin::of(&s);
+    assert_eq!(
+        admin.calls("DescribeVdc", "success").await,
+        3,
+        "three pages, three calls"
+    );
+    let all = c.describe_vdcs(&VdcFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 27, "the documentation's VDC, the test VDC, 24 + 1 added");
+    let doc = c
+        .describe_vdcs(&VdcFilter {
+            vdc_id: Some("0bb08ed7-e686-4168-93e5-e0187579753b".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        doc[0].private_network[0].private_id,
+        "4e6f6790-a6b3-11e9-8f88-0242ac110041"
+    );
+    let gone = c
+        .describe_vdcs(&VdcFilter {
+            vdc_id: Some("deleted".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code.as_deref(), Some("VDCNotFound"));
+
+    // The network's one IP goes to the first instance; the second create is refused; the IP
+    // comes back when the instance is gone.
+    let in_small = |name: &str| CreateInstanceRequest {
+        vdc_id: "small".into(),
+        base_pipe_id: "one-ip".into(),
+        ..create_request(name)
+    };
+    let free = |vdcs: Vec<cds_redis_operator::cds::wire::Vdc>| {
+        let v = vdcs.into_iter().find(|v| v.vdc_id == "small").unwrap();
+        v.private_network[0].unuse_ip_num
+    };
+    let first = c.create_instance(&in_small("first")).await.unwrap();
+    assert_eq!(free(c.describe_vdcs(&VdcFilter::default()).await.unwrap()), Some(0));
+    let full = c.create_instance(&in_small("second")).await.unwrap_err();
+    assert_eq!(full.code.as_deref(), Some("InvalidParameter"));
+    assert!(full.message.contains("no free IP"), "{full}");
+    c.delete_instance(&first.instance_uuid).await.unwrap();
+    wait_status(&c, &first.instance_uuid, None).await;
+    assert_eq!(free(c.describe_vdcs(&VdcFilter::default()).await.unwrap()), Some(1));
+    c.create_instance(&in_small("second")).await.unwrap();
+
+    // Each service knows its own actions only: DescribeVdc is not a Redis action.
+    let creds = Credentials::new(KEY_ID, KEY_SECRET);
+    let q = signer::sign(&creds, Method::Get, "DescribeVdc", &[], jiff::Timestamp::now(), "n-1").query;
+    assert_eq!(raw_get(&s.endpoint(), &q).await, (400, "UnsupportedOperation".into()));
     s.shutdown().await;
 }
 
@@ -609,6 +699,8 @@ fn simulator_help_documents_every_option() {
         "--seed",
         "--regions-file",
         "--catalogue-file",
+        "--vdcs-file",
+        "--vdc",
         "--state-file",
         "--admin",
         "--redis-backend",

@@ -18,6 +18,10 @@ use crate::backoff;
 pub const DEFAULT_ENDPOINT: &str = "https://cdsapi.capitalonline.net";
 /// The Redis service path.
 pub const SERVICE_PATH: &str = "/redis/";
+/// The VDC service path (`DescribeVdc`).
+pub const NETWORK_PATH: &str = "/network/";
+/// The most pages of a paged listing followed (a guard against a cloud that never says "last").
+const MAX_PAGES: i64 = 100;
 /// The longest wait between two read attempts (unless the cloud asks for more).
 const RETRY_CAP: Duration = Duration::from_secs(10);
 
@@ -96,6 +100,24 @@ pub struct InstanceFilter {
     pub ip: Option<String>,
 }
 
+/// Filters of `DescribeVdc`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VdcFilter {
+    /// `RegionId`.
+    pub region_id: Option<String>,
+    /// `VdcId`.
+    pub vdc_id: Option<String>,
+    /// `Keyword` (matched by the cloud against names).
+    pub keyword: Option<String>,
+}
+
+/// The service an action belongs to: the path it is sent to, with the same signing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Service {
+    Redis,
+    Network,
+}
+
 /// A CDS Redis API client for one access key. Cheap to clone.
 #[derive(Clone)]
 pub struct CdsClient {
@@ -104,6 +126,8 @@ pub struct CdsClient {
 
 struct Inner {
     http: reqwest::Client,
+    /// The endpoint without a service path, e.g. `https://cdsapi.capitalonline.net`.
+    root: String,
     base_url: String,
     credentials: Credentials,
     limiter: SharedRateLimiter,
@@ -144,14 +168,12 @@ impl CdsClient {
                 &format!("endpoint {base:?} is not an http(s) URL"),
             ));
         }
-        let base_url = if base.ends_with("/redis") {
-            format!("{base}/")
-        } else {
-            format!("{base}{SERVICE_PATH}")
-        };
+        let root = base.strip_suffix("/redis").unwrap_or(base).to_owned();
+        let base_url = format!("{root}{SERVICE_PATH}");
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                root,
                 base_url,
                 credentials,
                 limiter,
@@ -175,6 +197,7 @@ impl CdsClient {
     fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
             http: arc.http.clone(),
+            root: arc.root.clone(),
             base_url: arc.base_url.clone(),
             credentials: arc.credentials.clone(),
             limiter: arc.limiter.clone(),
@@ -196,6 +219,35 @@ impl CdsClient {
         let env = self.get("DescribeRegins", vec![]).await?;
         let regions: Vec<wire::Region> = decode("DescribeRegins", env.data_as_list())?;
         Ok(regions.into_iter().filter(|r| !r.region_id.is_empty()).collect())
+    }
+
+    /// `DescribeVdc` (on `/network/`): the VDCs matching `filter`, every page of them.
+    pub async fn describe_vdcs(&self, filter: &VdcFilter) -> Result<Vec<wire::Vdc>, CdsError> {
+        const ACTION: &str = "DescribeVdc";
+        let mut base = vec![];
+        for (k, v) in [
+            ("RegionId", &filter.region_id),
+            ("VdcId", &filter.vdc_id),
+            ("Keyword", &filter.keyword),
+        ] {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                base.push((k, v.clone()));
+            }
+        }
+        let mut vdcs = vec![];
+        for page in 1..=MAX_PAGES {
+            let mut params = base.clone();
+            params.push(("PageNumber", page.to_string()));
+            let env = self.get_from(Service::Network, ACTION, params).await?;
+            let listed: Vec<wire::Vdc> = decode(ACTION, env.data_as_list())?;
+            let empty = listed.is_empty();
+            vdcs.extend(listed);
+            // The doc's example has no page count (one page); its table has a top-level one.
+            if empty || env.page_count.is_none_or(|count| page >= count) {
+                break;
+            }
+        }
+        Ok(vdcs)
     }
 
     /// `DescribeAvailableDBConfig`: the Redis catalogue of `region_id`.
@@ -307,12 +359,22 @@ impl CdsClient {
         Ok(self.post("DeleteBackup", body).await?.task_id())
     }
 
-    /// A read: parameters signed in the query, retried on retryable errors with backoff.
+    /// A read of the Redis service.
     async fn get(&self, action: &str, params: Vec<(&str, String)>) -> Result<Envelope, CdsError> {
+        self.get_from(Service::Redis, action, params).await
+    }
+
+    /// A read: parameters signed in the query, retried on retryable errors with backoff.
+    async fn get_from(
+        &self,
+        service: Service,
+        action: &str,
+        params: Vec<(&str, String)>,
+    ) -> Result<Envelope, CdsError> {
         let attempts = self.inner.config.read_attempts.max(1);
         let mut attempt = 1;
         loop {
-            match self.send(action, Method::Get, &params, None).await {
+            match self.send(service, action, Method::Get, &params, None).await {
                 Err(e) if e.is_retryable() && attempt < attempts => {
                     let delay = backoff::exponential(self.inner.config.retry_base, attempt, RETRY_CAP)
                         .max(e.retry_after().unwrap_or_default());
@@ -327,11 +389,12 @@ impl CdsClient {
 
     /// A write: common parameters signed, the body as JSON, sent exactly once.
     async fn post(&self, action: &str, body: Value) -> Result<Envelope, CdsError> {
-        self.send(action, Method::Post, &[], Some(body)).await
+        self.send(Service::Redis, action, Method::Post, &[], Some(body)).await
     }
 
     async fn send(
         &self,
+        service: Service,
         action: &str,
         method: Method,
         params: &[(&str, String)],
@@ -346,7 +409,7 @@ impl CdsClient {
         );
         async {
             let started = Instant::now();
-            let result = self.send_once(action, method, params, body).await;
+            let result = self.send_once(service, action, method, params, body).await;
             let latency = started.elapsed();
             let span = tracing::Span::current();
             span.record("latency_ms", latency.as_millis() as u64);
@@ -375,6 +438,7 @@ impl CdsClient {
 
     async fn send_once(
         &self,
+        service: Service,
         action: &str,
         method: Method,
         params: &[(&str, String)],
@@ -407,7 +471,10 @@ impl CdsClient {
             jiff::Timestamp::now(),
             &nonce,
         );
-        let url = format!("{}?{}", self.inner.base_url, signed.query);
+        let url = match service {
+            Service::Redis => format!("{}?{}", self.inner.base_url, signed.query),
+            Service::Network => format!("{}{NETWORK_PATH}?{}", self.inner.root, signed.query),
+        };
         let request = match method {
             Method::Get => self.inner.http.get(url),
             Method::Post => self

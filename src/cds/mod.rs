@@ -14,6 +14,8 @@ pub mod inventory;
 pub mod signer;
 pub mod wire;
 
-pub use client::{CdsClient, ClientConfig, Created, InstanceFilter, SendGate, SharedRateLimiter, rate_limiter};
+pub use client::{
+    CdsClient, ClientConfig, Created, InstanceFilter, SendGate, SharedRateLimiter, VdcFilter, rate_limiter,
+};
 pub use error::{CdsError, ErrorKind};
 pub use signer::Credentials;

@@ -38,6 +38,22 @@ pub struct Envelope {
         skip_serializing_if = "String::is_empty"
     )]
     pub request_id: String,
+    /// The page of a paged listing (`DescribeVdc`'s doc table; absent from its example).
+    #[serde(
+        rename = "PageNumber",
+        default,
+        deserialize_with = "lenient_i64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub page_number: Option<i64>,
+    /// How many pages a paged listing has.
+    #[serde(
+        rename = "PageCount",
+        default,
+        deserialize_with = "lenient_i64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub page_count: Option<i64>,
 }
 
 fn null_raw() -> Box<RawValue> {
@@ -59,6 +75,8 @@ impl Envelope {
             data: serde_json::value::to_raw_value(&data).expect("serialisable payload"),
             task_id: task_id.into(),
             request_id: String::new(),
+            page_number: None,
+            page_count: None,
         }
     }
 
@@ -70,6 +88,8 @@ impl Envelope {
             data: RawValue::from_string("{}".to_owned()).expect("{} is JSON"),
             task_id: String::new(),
             request_id: request_id.into(),
+            page_number: None,
+            page_count: None,
         }
     }
 
@@ -144,10 +164,12 @@ pub fn lenient_vec<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Resu
 mod backups;
 mod catalogue;
 mod instances;
+mod network;
 
 pub use backups::*;
 pub use catalogue::*;
 pub use instances::*;
+pub use network::*;
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ pub enum Command {
     /// Print the RedisInstance CustomResourceDefinition as YAML.
     Crd,
     /// Serve a local CDS Redis API (for tests, demos and GitOps dry runs).
-    Simulator(crate::simulator::SimulatorConfig),
+    Simulator(Box<crate::simulator::SimulatorConfig>),
     /// Inspect the CDS account: regions, flavors and instances.
     Cds(cds::CdsArgs),
 }

@@ -57,7 +57,8 @@ pub(super) async fn api(
         core.count_verified(&verified, inj.code, write);
         return error_response(&ApiError::new(inj.status, inj.code, "injected fault"));
     }
-    let result = sim.execute(method, &verified, &body, &mut write).await;
+    let service = Service::of(uri.path());
+    let result = sim.execute(service, method, &verified, &body, &mut write).await;
     let mut core = sim.core.lock().await;
     let env = match result {
         Err(e) => {
@@ -117,9 +118,29 @@ pub(super) fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// The service a call was sent to, by its path: each action belongs to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Service {
+    /// `/redis/`.
+    Redis,
+    /// `/network/` (VDCs).
+    Network,
+}
+
+impl Service {
+    fn of(path: &str) -> Self {
+        if path.starts_with("/network") {
+            Self::Network
+        } else {
+            Self::Redis
+        }
+    }
+}
+
 /// An action the simulator serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Action {
+    DescribeVdc,
     DescribeRegins,
     DescribeAvailableDBConfig,
     DescribeDBInstances,
@@ -134,6 +155,7 @@ enum Action {
 impl Action {
     fn parse(name: &str) -> Result<Self, ApiError> {
         Ok(match name {
+            "DescribeVdc" => Self::DescribeVdc,
             "DescribeRegins" => Self::DescribeRegins,
             "DescribeAvailableDBConfig" => Self::DescribeAvailableDBConfig,
             "DescribeDBInstances" => Self::DescribeDBInstances,
@@ -150,6 +172,14 @@ impl Action {
                 ));
             }
         })
+    }
+
+    /// The service that serves it.
+    fn service(self) -> Service {
+        match self {
+            Self::DescribeVdc => Service::Network,
+            _ => Service::Redis,
+        }
     }
 
     /// Reads take GET, writes POST with a JSON body.
@@ -189,12 +219,20 @@ impl Sim {
     /// Carries out a verified call on the state.
     pub(super) async fn execute(
         &self,
+        service: Service,
         method: Method,
         req: &auth::Verified,
         body: &[u8],
         write: &mut Option<WriteRecord>,
     ) -> Result<Envelope, ApiError> {
         let action = Action::parse(&req.action)?;
+        if service != action.service() {
+            // Another service's action: the cloud's gateway does not know it on this path.
+            return Err(ApiError::bad_request(
+                "UnsupportedOperation",
+                format!("unknown action {:?} for this service", req.action),
+            ));
+        }
         if method != action.method() {
             return Err(ApiError::bad_request(
                 "UnsupportedOperation",
@@ -302,6 +340,11 @@ fn carry_out(
         (Envelope::success(data, ""), None)
     }
     match action {
+        Action::DescribeVdc => cloud.describe_vdcs(p.query).map(|page| {
+            let mut env = Envelope::success(&page.vdcs, "");
+            (env.page_number, env.page_count) = (Some(page.page_number), Some(page.page_count));
+            (env, None)
+        }),
         Action::DescribeRegins => Ok(answer(&cloud.regions)),
         Action::DescribeAvailableDBConfig => cloud.describe_config(p.str("RegionId").as_deref()).map(answer),
         Action::DescribeDBInstances => Ok(answer(cloud.list(p.query, o.now))),

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::faults::{self, Faults};
+use super::network::parse_vdc_flag;
 use super::state::{Cloud, Delays};
 use crate::cds::wire::{DbConfig, Region};
 use crate::duration::parse_duration;
@@ -44,6 +45,14 @@ pub enum StartError {
     /// A `--fault-error` or `--fault-lost-response` cannot be understood.
     #[error("bad fault {spec:?}: {problem}")]
     Fault {
+        /// The option's value.
+        spec: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A `--vdc` cannot be understood.
+    #[error("bad --vdc {spec:?}: {problem}")]
+    Vdc {
         /// The option's value.
         spec: String,
         /// What is wrong with it.
@@ -106,6 +115,14 @@ pub struct SimulatorConfig {
     /// Default: the recorded CN_Beijing_A catalogue, served for every region on sale.
     #[arg(long, value_name = "FILE")]
     pub catalogue_file: Option<PathBuf>,
+    /// VDCs to serve, as a `DescribeVdc` answer or its `Data` list (default: the documentation's
+    /// example, VDC `0bb08ed7-…` in `CN_Beijing_A` with private network `4e6f6790-…`).
+    #[arg(long, value_name = "FILE")]
+    pub vdcs_file: Option<PathBuf>,
+    /// Adds a private network (and its VDC) that creates may use; repeatable. FREE_IPS defaults
+    /// to 253.
+    #[arg(long = "vdc", value_name = "VDC_ID:REGION:NETWORK_ID[:FREE_IPS]")]
+    pub vdcs: Vec<String>,
     /// Keep state in this JSON file (read at start, written after every change).
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
@@ -134,7 +151,8 @@ pub struct SimulatorConfig {
 }
 
 impl SimulatorConfig {
-    /// A configuration for tests: one key, the given delays, admin on, no file, no faults.
+    /// A configuration for tests: one key, the given delays, admin on, no file, no faults, and
+    /// the test network [`TEST_VDC`]/[`TEST_NETWORK`] besides the default VDC.
     pub fn for_tests(access_key: &str, secret: &str, create_delay: Duration, delete_delay: Duration) -> Self {
         Self {
             listen: "127.0.0.1:0".parse().expect("literal"),
@@ -148,6 +166,8 @@ impl SimulatorConfig {
             seed: 1,
             regions_file: None,
             catalogue_file: None,
+            vdcs_file: None,
+            vdcs: vec![format!("{TEST_VDC}:CN_Beijing_A:{TEST_NETWORK}:65000")],
             state_file: None,
             admin: true,
             redis_backend: false,
@@ -173,6 +193,16 @@ impl SimulatorConfig {
         }
         if let Some(path) = &self.catalogue_file {
             cloud.catalogues = serde_json::from_str(&read(path)?).map_err(parse_error(path))?;
+        }
+        if let Some(path) = &self.vdcs_file {
+            cloud.vdcs = parse_data(&read(path)?).map_err(parse_error(path))?;
+        }
+        for spec in &self.vdcs {
+            let (vdc, region, network, free) = parse_vdc_flag(spec).map_err(|problem| StartError::Vdc {
+                spec: spec.clone(),
+                problem,
+            })?;
+            cloud.add_network(&vdc, &region, &network, free);
         }
         let pristine = cloud.clone();
         if let Some(path) = &self.state_file
@@ -231,6 +261,12 @@ impl SimulatorConfig {
 
 /// The regions the simulator serves by default: a recorded `DescribeRegins` answer.
 pub(super) const DEFAULT_REGIONS: &str = include_str!("data/regions.json");
+/// The VDCs the simulator serves by default: the documentation's `DescribeVdc` example.
+pub(super) const DEFAULT_VDCS: &str = include_str!("data/vdcs.json");
+/// The VDC every test configuration adds ([`SimulatorConfig::for_tests`]), in `CN_Beijing_A`.
+pub const TEST_VDC: &str = "vdc-1";
+/// Its private network, with 65,000 free IPs (enough for the 5,000-object benchmark).
+pub const TEST_NETWORK: &str = "pipe-1";
 /// The catalogue the simulator serves for every region on sale by default: a recorded
 /// `DescribeAvailableDBConfig` answer of `CN_Beijing_A`.
 pub(super) const DEFAULT_CATALOGUE: &str = include_str!("data/catalogue.json");
@@ -274,5 +310,7 @@ pub fn default_cloud(delays: Delays, max_amount: i64) -> Cloud {
             )
         })
         .collect();
-    Cloud::new(regions, catalogues, delays, max_amount)
+    let mut cloud = Cloud::new(regions, catalogues, delays, max_amount);
+    cloud.vdcs = parse_data(DEFAULT_VDCS).expect("the recorded VDCs parse");
+    cloud
 }

@@ -1,6 +1,6 @@
 //! A local CDS Redis API: `cds-redis-operator simulator`.
 //!
-//! Speaks the documented API on `/redis/` (and `/redis`) with the documented envelopes, codes and
+//! Speaks the documented API on `/redis/` (and `/redis`), and `DescribeVdc` on `/network/`, with the documented envelopes, codes and
 //! asynchrony, checks signatures like the cloud, injects faults on demand, can back each instance
 //! with a real `redis-server`, and exposes its state on an unsigned admin endpoint (`/admin/`,
 //! off unless enabled) for tests.
@@ -14,13 +14,14 @@ pub mod auth;
 mod config;
 pub mod faults;
 mod log;
+pub mod network;
 pub mod redis;
 pub mod state;
 #[cfg(test)]
 mod tests;
 
 use api::api;
-pub use config::{SimulatorConfig, StartError, default_cloud};
+pub use config::{SimulatorConfig, StartError, TEST_NETWORK, TEST_VDC, default_cloud};
 pub use log::{CallCounts, WriteRecord};
 
 use std::collections::{BTreeMap, HashMap};
@@ -208,6 +209,8 @@ fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/redis", get(api).post(api))
         .route("/redis/", get(api).post(api))
+        .route("/network", get(api).post(api))
+        .route("/network/", get(api).post(api))
         .merge(admin::routes())
         .with_state(sim)
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use crate::cds::catalogue::offers;
-use crate::cds::wire::{self, Backup, CreateInstanceRequest, DbConfig, Instance, Region};
+use crate::cds::wire::{self, Backup, CreateInstanceRequest, DbConfig, Instance, Region, Vdc};
 
 /// How long the cloud takes for its asynchronous work.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -51,6 +51,9 @@ pub struct Cloud {
     pub regions: Vec<Region>,
     /// Catalogue per region.
     pub catalogues: HashMap<String, DbConfig>,
+    /// VDCs of `DescribeVdc`, with the free IPs of their private networks.
+    #[serde(default)]
+    pub vdcs: Vec<Vdc>,
     /// Instances by UUID.
     pub instances: BTreeMap<String, SimInstance>,
     /// Next task id.
@@ -94,6 +97,7 @@ impl Cloud {
         Self {
             regions,
             catalogues,
+            vdcs: vec![],
             instances: BTreeMap::new(),
             next_task: 7_424_648,
             next_ip: 10,
@@ -122,7 +126,9 @@ impl Cloud {
             }
         }
         for uuid in &gone {
-            self.instances.remove(uuid);
+            if let Some(inst) = self.instances.remove(uuid) {
+                self.use_ips(&inst.listed.vdc_id, &inst.base_pipe_id, 1);
+            }
         }
         gone
     }
@@ -158,6 +164,7 @@ impl Cloud {
         visibility_lag_ms: i64,
     ) -> Result<CreatedInstances, ApiError> {
         let order = self.check_order(req)?;
+        self.use_ips(&req.vdc_id, &req.base_pipe_id, -order.amount);
         let task_id = self.task();
         let mut uuids = vec![];
         for _ in 0..order.amount {
@@ -187,7 +194,8 @@ impl Cloud {
     }
 
     /// Checks a create the way the cloud does: required fields, a region on sale, a product it
-    /// offers there, an allowed port, an amount in range.
+    /// offers there, an allowed port, an amount in range, a private network of a VDC of that
+    /// region with enough free IPs.
     fn check_order(&self, req: &CreateInstanceRequest) -> Result<Order, ApiError> {
         for (name, value) in [
             ("RegionId", &req.region_id),
@@ -232,6 +240,7 @@ impl Cloud {
                 format!("Amount must be between 1 and {}", self.max_amount),
             ));
         }
+        self.check_network(&req.region_id, &req.vdc_id, &req.base_pipe_id, amount)?;
         Ok(Order {
             goods,
             ram_mb: offer.ram_gb * 1024,
@@ -262,7 +271,7 @@ impl Cloud {
             sub_product_name: order.sub_product.clone(),
             region_id: req.region_id.clone(),
             vdc_id: req.vdc_id.clone(),
-            vdc_name: format!("vdc-{}", req.vdc_id.chars().take(8).collect::<String>()),
+            vdc_name: self.vdc_name(&req.vdc_id).unwrap_or_default().to_owned(),
             display_name,
             link_type: "default_link".into(),
             link_type_str: "默认链路".into(),
@@ -395,14 +404,16 @@ mod tests {
     use crate::simulator::default_cloud;
 
     fn cloud() -> Cloud {
-        default_cloud(
+        let mut c = default_cloud(
             Delays {
                 create_ms: 1000,
                 delete_ms: 500,
                 backup_ms: 100,
             },
             3,
-        )
+        );
+        c.add_network("vdc", "CN_Beijing_A", "pipe", 100);
+        c
     }
 
     fn req() -> CreateInstanceRequest {

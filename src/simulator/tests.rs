@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::config::{DEFAULT_CATALOGUE, DEFAULT_REGIONS, parse_data};
+use super::config::{DEFAULT_CATALOGUE, DEFAULT_REGIONS, DEFAULT_VDCS, parse_data};
 use super::state::Delays;
 use super::*;
-use crate::cds::wire::{CreateInstanceRequest, DbConfig, Region};
+use crate::cds::wire::{CreateInstanceRequest, DbConfig, Region, Vdc};
 
 #[test]
 fn access_keys_come_from_flags_and_a_file() {
@@ -105,8 +105,8 @@ async fn the_write_log_says_who_wrote_what_to_an_instance_doing_what() {
     let (one, two) = (client("AKID1", "secret-one"), client("AKID2", "secret-two"));
     let request = CreateInstanceRequest {
         region_id: "CN_Beijing_A".into(),
-        vdc_id: "v".into(),
-        base_pipe_id: "p".into(),
+        vdc_id: TEST_VDC.into(),
+        base_pipe_id: TEST_NETWORK.into(),
         instance_name: "logged".into(),
         paas_goods_id: Some(12467),
         password: "pw".into(),
@@ -168,6 +168,9 @@ fn default_data_parses_and_matches_the_recorded_answers() {
     .unwrap();
     assert_eq!(regions, recorded_regions);
     assert_eq!(catalogue, recorded_catalogue);
+    let vdcs: Vec<Vdc> = parse_data(DEFAULT_VDCS).unwrap();
+    let recorded_vdcs: Vec<Vdc> = parse_data(include_str!("../../tests/fixtures/cds/describe-vdc.json")).unwrap();
+    assert_eq!(vdcs, recorded_vdcs);
     let cloud = default_cloud(
         Delays {
             create_ms: 0,

@@ -20,6 +20,47 @@ fn regions_fixture_parses() {
 }
 
 #[test]
+fn vdc_fixture_parses_as_the_example_and_the_sdk_spell_it() {
+    let env = fixture("describe-vdc.json");
+    assert_eq!((env.code.as_str(), env.page_count), (SUCCESS, None));
+    let vdcs: Vec<Vdc> = env.data_as_list().unwrap();
+    assert_eq!(vdcs.len(), 1);
+    let vdc = &vdcs[0];
+    assert_eq!(
+        (
+            vdc.vdc_id.as_str(),
+            vdc.vdc_name.as_str(),
+            vdc.region_id.as_str(),
+            vdc.vdc_status.as_str()
+        ),
+        (
+            "0bb08ed7-e686-4168-93e5-e0187579753b",
+            "cdsApi-testaa",
+            "CN_Beijing_A",
+            ""
+        )
+    );
+    let network = vdc.private_network("4e6f6790-a6b3-11e9-8f88-0242ac110041").unwrap();
+    assert_eq!(
+        (network.name.as_str(), network.unuse_ip_num),
+        ("siwang-api1", Some(253))
+    );
+    assert_eq!(network.segments, ["10.240.59.0/16~10.240.59.255/16"]);
+    let public = &vdc.public_network[0];
+    assert_eq!((public.qos, public.segments[0].mask), (Some(20), Some(30)));
+    // The doc's table spells some fields otherwise, and numbers as strings: parsed leniently.
+    let table: Vec<Vdc> = serde_json::from_str(
+        r#"[{"VdcId":"v","VdcStatus":"ok","PrivateNetwork":[{"Id":"x","Ip":"10.0.0.0","UnuseIpNum":"7"}],"PublicNetwork":null}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (table[0].vdc_status.as_str(), table[0].private_network[0].unuse_ip_num),
+        ("ok", Some(7))
+    );
+    assert!(table[0].public_network.is_empty());
+}
+
+#[test]
 fn catalogue_fixture_parses() {
     let cfg: DbConfig = fixture("describe-available-db-config.CN_Beijing_A.json")
         .data_as()
