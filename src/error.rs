@@ -4,6 +4,7 @@
 
 use crate::cds::CdsError;
 use crate::cds::catalogue::FlavorNotAvailable;
+use crate::cds::preflight::Finding;
 use crate::crd::conditions::synced;
 
 /// Everything a reconcile can fail with. Messages never hold a secret.
@@ -33,6 +34,9 @@ pub enum Error {
     /// The flavor is not in the region's catalogue.
     #[error(transparent)]
     FlavorNotAvailable(#[from] FlavorNotAvailable),
+    /// The preflight found that the cloud would refuse the order: nothing was sent.
+    #[error("{0}; no order was placed")]
+    Preflight(#[from] Finding),
     /// More than one cloud instance carries the object's instance name.
     #[error(
         "{count} cloud instances are named {name:?}; resolve by hand (set spec.instanceUuid or delete the extra ones)"
@@ -123,6 +127,13 @@ impl Error {
             Self::SecretKeyMissing { .. } => synced::SECRET_KEY_MISSING,
             Self::InvalidSpec(_) => synced::INVALID_SPEC,
             Self::FlavorNotAvailable(_) => synced::FLAVOR_NOT_AVAILABLE,
+            Self::Preflight(finding) => match finding {
+                Finding::RegionNotOnSale { .. } => synced::REGION_NOT_ON_SALE,
+                Finding::VdcNotFound { .. } => synced::VDC_NOT_FOUND,
+                Finding::NetworkNotFound { .. } => synced::NETWORK_NOT_FOUND,
+                Finding::NetworkFull { .. } => synced::NETWORK_FULL,
+                Finding::GoodsNotOffered { .. } => synced::FLAVOR_NOT_AVAILABLE,
+            },
             Self::AmbiguousInstance { .. } => synced::AMBIGUOUS_INSTANCE,
             Self::InstanceNotFound(_) => synced::INSTANCE_NOT_FOUND,
             Self::ExternallyDeleted(_) => synced::EXTERNALLY_DELETED,
@@ -147,6 +158,56 @@ impl Error {
 mod tests {
     use super::*;
     use crate::cds::ErrorKind;
+
+    #[test]
+    fn a_preflight_finding_is_terminal_unless_the_network_is_merely_full() {
+        let s = String::new;
+        let findings = [
+            (
+                Finding::RegionNotOnSale {
+                    region: s(),
+                    on_sale: s(),
+                },
+                synced::REGION_NOT_ON_SALE,
+            ),
+            (
+                Finding::VdcNotFound {
+                    vdc: s(),
+                    region: s(),
+                    elsewhere: s(),
+                    in_region: s(),
+                },
+                synced::VDC_NOT_FOUND,
+            ),
+            (
+                Finding::NetworkNotFound {
+                    network: s(),
+                    vdc: s(),
+                    networks: s(),
+                },
+                synced::NETWORK_NOT_FOUND,
+            ),
+            (
+                Finding::NetworkFull {
+                    network: s(),
+                    vdc: s(),
+                    free: 0,
+                    needed: 1,
+                },
+                synced::NETWORK_FULL,
+            ),
+            (
+                Finding::GoodsNotOffered { goods: 1, region: s() },
+                synced::FLAVOR_NOT_AVAILABLE,
+            ),
+        ];
+        for (finding, reason) in findings {
+            let terminal = finding.is_terminal();
+            let e = Error::from(finding);
+            assert_eq!((e.reason(), e.is_terminal()), (reason, terminal), "{e}");
+            assert!(e.to_string().ends_with("; no order was placed"), "{e}");
+        }
+    }
 
     #[test]
     fn reasons_and_retryability_agree() {

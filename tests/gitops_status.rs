@@ -414,8 +414,11 @@ async fn kstatus_reads_terminal_failures_as_failed_and_retryable_ones_as_in_prog
     );
     assert_testdata_like("missing password Secret", &o, "degraded_secret_not_found.yaml");
 
-    // The cloud refuses the product id: CloudRejected, terminal.
-    e.create("rejected", spec(json!({ "paasGoodsId": 999 }))).await;
+    // The cloud refuses the order (for a reason no preflight sees): CloudRejected, terminal.
+    e.admin
+        .set_faults(json!({ "errors": { "CreateDBInstance": { "invalidParameter": 1.0 } } }))
+        .await;
+    e.create("rejected", spec(json!({}))).await;
     let o = observe(&api, "rejected", "Stalled", |o| condition(o, "Stalled").is_some()).await;
     assert_eq!(reason(&o, "Stalled").as_deref(), Some("CloudRejected"));
     let why = message(&o, "Stalled");

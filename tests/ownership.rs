@@ -32,8 +32,12 @@ async fn a_create_the_cloud_rejects_is_sent_once_until_the_object_or_its_secret_
     let e = env("reject", fast_sim()).await;
     let op = e.operator();
     e.secret("pw", &[("password", PASSWORD)]).await;
-    // A PaasGoodsId the region does not sell: the cloud answers InvalidParameter.
-    e.create("bad", spec(json!({ "paasGoodsId": 999 }))).await;
+    // The cloud refuses the order for a reason no preflight sees (quota, balance): a final
+    // InvalidParameter.
+    e.admin
+        .set_faults(json!({ "errors": { "CreateDBInstance": { "invalidParameter": 1.0 } } }))
+        .await;
+    e.create("bad", spec(json!({}))).await;
     let o = e.wait_reason("bad", "Synced", "CloudRejected").await;
     assert_eq!(stalled(&o).as_deref(), Some("CloudRejected"));
     assert_eq!(status(&o).phase, Some(Phase::Failed));

@@ -5,12 +5,14 @@
 //! - [`error`]: one error type that knows what is retryable;
 //! - [`client`]: the HTTP edge (rate limit, timeouts, read retries);
 //! - [`catalogue`]: flavor → `PaasGoodsId`, cached per region;
-//! - [`inventory`]: one shared listing per account and poll period.
+//! - [`inventory`]: one shared listing per account and poll period;
+//! - [`preflight`]: whether an order can be placed, before it is.
 
 pub mod catalogue;
 pub mod client;
 pub mod error;
 pub mod inventory;
+pub mod preflight;
 pub mod signer;
 pub mod wire;
 

@@ -17,6 +17,7 @@ use secrecy::ExposeSecret as _;
 use crate::cds::catalogue::Catalogue;
 use crate::cds::client::{CallObserver, SendGate};
 use crate::cds::inventory::Inventory;
+use crate::cds::preflight::Preflight;
 use crate::cds::{CdsClient, CdsError, ClientConfig, Credentials, SharedRateLimiter};
 
 /// Everything tied to one access key.
@@ -27,6 +28,17 @@ pub struct Account {
     pub inventory: Inventory,
     /// The region catalogues.
     pub catalogue: Catalogue,
+    /// What the preflight of a create looked up.
+    pub preflight: Preflight,
+}
+
+/// How long an account's lookups are cached.
+#[derive(Clone, Copy, Debug)]
+pub struct Ttls {
+    /// Region catalogues.
+    pub catalogue: Duration,
+    /// The preflight's regions and VDCs.
+    pub preflight: Duration,
 }
 
 /// The accounts in use, keyed by access key id and a fingerprint of the secret (a rotated
@@ -36,7 +48,7 @@ pub struct Accounts {
     limiter: SharedRateLimiter,
     observer: Arc<dyn CallObserver>,
     gate: Arc<dyn SendGate>,
-    catalogue_ttl: Duration,
+    ttls: Ttls,
     accounts: Mutex<HashMap<AccountKey, (Arc<Account>, Instant)>>,
 }
 
@@ -48,14 +60,14 @@ impl Accounts {
         limiter: SharedRateLimiter,
         observer: Arc<dyn CallObserver>,
         gate: Arc<dyn SendGate>,
-        catalogue_ttl: Duration,
+        ttls: Ttls,
     ) -> Self {
         Self {
             config,
             limiter,
             observer,
             gate,
-            catalogue_ttl,
+            ttls,
             accounts: Mutex::new(HashMap::new()),
         }
     }
@@ -80,7 +92,8 @@ impl Accounts {
             .with_gate(self.gate.clone());
         let account = Arc::new(Account {
             inventory: Inventory::new(client.clone()),
-            catalogue: Catalogue::new(self.catalogue_ttl),
+            catalogue: Catalogue::new(self.ttls.catalogue),
+            preflight: Preflight::new(self.ttls.preflight),
             client,
         });
         accounts.insert(key, (account.clone(), now));

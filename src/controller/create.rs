@@ -1,5 +1,6 @@
-//! The create protocol's act part (contract, Behaviour 1): resolve the offer, read and record
-//! the password, write the intent marker (conditionally), then call `CreateDBInstance` once.
+//! The create protocol's act part (contract, Behaviour 1): resolve the offer, check the order
+//! against what the cloud says (preflight), read and record the password, write the intent
+//! marker (conditionally), then call `CreateDBInstance` once.
 
 use super::act::{Act, Progress};
 use super::claims::Claim;
@@ -7,6 +8,7 @@ use super::events::EventType;
 use super::observe;
 use super::status::{self, Outcome};
 use crate::cds::catalogue;
+use crate::cds::preflight::{Order, Verdict};
 use crate::cds::wire::CreateInstanceRequest;
 use crate::crd::{CreateAttempt, Phase};
 use crate::error::Error;
@@ -17,6 +19,14 @@ impl Act<'_, '_> {
     pub(super) async fn create(&mut self) -> Result<Progress, Error> {
         let (obj, ctx) = (self.obj, self.ctx);
         let goods = self.resolve_goods().await?;
+        let order = Order {
+            region_id: &obj.spec.region_id,
+            vdc_id: &obj.spec.vdc_id,
+            base_pipe_id: &obj.spec.base_pipe_id,
+            paas_goods_id: goods,
+            amount: 1,
+        };
+        self.preflight(&order).await?;
         let password = ctx.secrets.password(obj).await?;
         let instance_name = observe::instance_name(obj);
         ctx.claims
@@ -66,6 +76,30 @@ impl Act<'_, '_> {
         }
     }
 
+    /// Fails with the finding if the cloud would refuse the order; says which checks could
+    /// not be made (an Event), and lets the create go on without them.
+    async fn preflight(&self, order: &Order<'_>) -> Result<(), Error> {
+        let (obj, ctx) = (self.obj, self.ctx);
+        let account = self.account();
+        match account
+            .preflight
+            .check(&account.client, &account.catalogue, order)
+            .await
+        {
+            Verdict::Fail(finding) => Err(finding.into()),
+            Verdict::Pass(skipped) if skipped.is_empty() => Ok(()),
+            Verdict::Pass(skipped) => {
+                let what: Vec<String> = skipped.iter().map(|s| format!("{} ({})", s.action, s.why)).collect();
+                let note = format!(
+                    "preflight checks skipped, their lookups failed: {}; creating anyway, the cloud checks the order itself",
+                    what.join(", ")
+                );
+                ctx.event(obj, EventType::Warning, "PreflightSkipped", note).await;
+                Ok(())
+            }
+        }
+    }
+
     /// Writes the intent marker, conditionally. Built on a copy: if the write fails, nothing of
     /// it is reported (a `createAttempt` exists only if a create may really have been sent).
     async fn write_intent(&mut self, instance_name: &str, goods: i64) -> Result<(), Error> {
@@ -101,7 +135,12 @@ impl Act<'_, '_> {
         let (obj, ctx) = (self.obj, self.ctx);
         let name = &request.instance_name;
         ctx.fence()?;
-        match self.account().client.create_instance(request).await {
+        let sent = self.account().client.create_instance(request).await;
+        if sent.is_ok() || sent.as_ref().is_err_and(|e| e.outcome_unknown()) {
+            // What the listing of the network said no longer holds: one IP (maybe) less.
+            self.account().preflight.placed(&Order::from(request)).await;
+        }
+        match sent {
             Ok(created) => {
                 ctx.wrote_cloud(obj);
                 failpoint::hit("after-create");

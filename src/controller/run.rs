@@ -12,7 +12,7 @@ use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 
-use super::accounts::Accounts;
+use super::accounts::{Accounts, Ttls};
 use super::claims::Claims;
 use super::context::Context;
 use super::events::EventPublisher;
@@ -54,6 +54,11 @@ pub struct RunConfig {
     /// How long region catalogues (flavor → PaasGoodsId) are cached.
     #[arg(long, env = "CDS_CATALOGUE_TTL", default_value = "1h", value_parser = parse_duration)]
     pub catalogue_ttl: Duration,
+    /// How long what the preflight looks up (regions on sale, the VDCs of a region and their
+    /// free IPs) is cached; a finding that would block a create is confirmed by a lookup at most
+    /// 30 s old.
+    #[arg(long, env = "CDS_PREFLIGHT_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub preflight_ttl: Duration,
     /// Objects reconciled at the same time.
     #[arg(long, env = "CDS_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
@@ -269,7 +274,10 @@ async fn control(
         config.cds.rate_limiter(),
         metrics.clone(),
         Arc::new(LeaseGate(leadership.clone())),
-        config.catalogue_ttl,
+        Ttls {
+            catalogue: config.catalogue_ttl,
+            preflight: config.preflight_ttl,
+        },
     );
     let ctx = Arc::new(Context::new(
         client.clone(),

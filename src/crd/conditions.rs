@@ -62,13 +62,21 @@ pub mod synced {
     pub const INSTANCE_IN_USE: &str = "InstanceInUse";
     /// A Secret to write exists and belongs to someone else.
     pub const SECRET_CONFLICT: &str = "SecretConflict";
+    /// Redis is not on sale in the object's region (preflight).
+    pub const REGION_NOT_ON_SALE: &str = "RegionNotOnSale";
+    /// The object's VDC is not in its region (preflight).
+    pub const VDC_NOT_FOUND: &str = "VdcNotFound";
+    /// `basePipeId` is not a private network of the VDC (preflight).
+    pub const NETWORK_NOT_FOUND: &str = "NetworkNotFound";
+    /// The private network has no free IP address (preflight; retried, IPs may be freed).
+    pub const NETWORK_FULL: &str = "NetworkFull";
     /// The replica lost the leader lease mid-reconcile (never written: it stops writing).
     pub const NOT_LEADER: &str = "NotLeader";
 
     /// The reasons only a change of the object, its Secrets or the cloud by a person can clear:
     /// the object is `Stalled`, and nothing is retried on its own. Every other failure reason is
     /// retried with backoff. The one list, used by the error type, the status and the soak.
-    pub const TERMINAL: [&str; 11] = [
+    pub const TERMINAL: [&str; 14] = [
         SECRET_NOT_FOUND,
         SECRET_KEY_MISSING,
         INVALID_SPEC,
@@ -80,6 +88,9 @@ pub mod synced {
         CREDENTIALS_MISSING,
         INSTANCE_IN_USE,
         SECRET_CONFLICT,
+        REGION_NOT_ON_SALE,
+        VDC_NOT_FOUND,
+        NETWORK_NOT_FOUND,
     ];
 
     /// Whether `reason` is terminal (see [`TERMINAL`]).

@@ -136,7 +136,8 @@ pub struct SimulatorConfig {
     #[arg(long, default_value = "redis-server")]
     pub redis_server: String,
     /// Inject errors: ACTION=KIND:RATE, KIND one of internal (500), in-use (409), throttle
-    /// (429); ACTION may be * (repeatable). Example: CreateDBInstance=internal:0.2
+    /// (429), invalid (400 InvalidParameter, final); ACTION may be * (repeatable). Example:
+    /// CreateDBInstance=internal:0.2
     #[arg(long = "fault-error", value_name = "ACTION=KIND:RATE")]
     pub fault_errors: Vec<String>,
     /// Lose the answer of a successful write: ACTION=MODE:RATE, MODE 5xx, drop or undocumented (repeatable).

@@ -16,6 +16,9 @@ pub struct ErrorRates {
     pub resource_in_use: f64,
     /// HTTP 429 `RequestLimitExceeded`.
     pub throttling: f64,
+    /// HTTP 400 `InvalidParameter`: a refusal no lookup foresees (an account's quota or
+    /// balance, in the real cloud), final.
+    pub invalid_parameter: f64,
 }
 
 /// How a lost response looks to the caller.
@@ -106,6 +109,7 @@ impl FaultInjector {
             (rates.internal_error, 500, "InternalError"),
             (rates.resource_in_use, 409, "ResourceInUse"),
             (rates.throttling, 429, "RequestLimitExceeded"),
+            (rates.invalid_parameter, 400, "InvalidParameter"),
         ] {
             if self.roll(rate) {
                 self.count(code);
@@ -135,7 +139,7 @@ impl FaultInjector {
     }
 }
 
-/// Parses `ACTION=KIND:RATE` (KIND `internal`, `in-use` or `throttle`) into `faults`.
+/// Parses `ACTION=KIND:RATE` (KIND `internal`, `in-use`, `throttle` or `invalid`) into `faults`.
 pub fn parse_error_rate(faults: &mut Faults, spec: &str) -> Result<(), String> {
     let (action, rest) = spec.split_once('=').ok_or("expected ACTION=KIND:RATE")?;
     let (kind, rate) = rest.split_once(':').ok_or("expected ACTION=KIND:RATE")?;
@@ -145,7 +149,12 @@ pub fn parse_error_rate(faults: &mut Faults, spec: &str) -> Result<(), String> {
         "internal" => entry.internal_error = rate,
         "in-use" => entry.resource_in_use = rate,
         "throttle" => entry.throttling = rate,
-        _ => return Err(format!("unknown error kind {kind:?}: use internal, in-use or throttle")),
+        "invalid" => entry.invalid_parameter = rate,
+        _ => {
+            return Err(format!(
+                "unknown error kind {kind:?}: use internal, in-use, throttle or invalid"
+            ));
+        }
     }
     Ok(())
 }
