@@ -435,7 +435,7 @@ pub fn crd_yaml() -> String {
             *schema = serde_json::from_value(value).expect("reflowing keeps the schema valid");
         }
     }
-    let yaml = serde_yaml::to_string(&crd).expect("a CRD always serialises to YAML");
+    let yaml = serde_norway::to_string(&crd).expect("a CRD always serialises to YAML");
     format!("---\n{yaml}")
 }
 
