@@ -81,7 +81,7 @@ async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Res
             let filter = InstanceFilter {
                 instance_uuid: uuid.clone(),
                 instance_name: name.clone(),
-                ip: None,
+                ..InstanceFilter::default()
             };
             // The API matches names as substrings: keep exact matches only.
             let list: Vec<_> = client
