@@ -1,11 +1,13 @@
 //! `cds-redis-operator cds ...`: look up regions, VDCs, flavors and instances of an account, for
-//! users filling in a `RedisInstance` and for support.
+//! users filling in a `RedisInstance` and for support; `cds import` ([`super::import`]) writes
+//! the objects that adopt existing instances.
 
 use serde::Serialize;
 
 use crate::cds::catalogue::{Offer, offers};
 use crate::cds::wire::{Instance, Region, Vdc};
 use crate::cds::{CdsClient, CdsError, InstanceFilter, VdcFilter};
+use crate::cli::import::{self, ImportArgs, ImportError};
 use crate::config::{CdsSettings, SettingsError};
 
 /// Output format.
@@ -25,8 +27,9 @@ pub enum Output {
 pub enum CdsCommand {
     /// Regions and whether Redis is on sale there.
     Regions,
-    /// VDCs and their private networks: the vdcId and basePipeId of a RedisInstance, with each
-    /// network's segments and free IP addresses (one table row per private network).
+    /// VDCs and their private networks: the vdcId and basePipeId a RedisInstance needs.
+    ///
+    /// One table row per private network, with its status, free IP addresses and segments.
     Vdcs {
         /// Only the VDCs of this region, e.g. CN_Beijing_A.
         #[arg(long)]
@@ -47,18 +50,25 @@ pub enum CdsCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Print ready-to-apply YAML that adopts existing instances.
+    ///
+    /// Per instance, a password Secret stub to fill in and a RedisInstance with its instanceUuid.
+    /// Select the instances with exactly one of --uuid, --name, --tag or --all.
+    Import(ImportArgs),
 }
 
 /// `cds` with its settings.
 #[derive(Debug, clap::Args)]
 pub struct CdsArgs {
+    /// What to look up.
     #[command(subcommand)]
-    command: CdsCommand,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
-    output: Output,
+    pub command: CdsCommand,
+    /// Output format (default: table; `import` prints YAML only).
+    #[arg(long, short = 'o', value_enum, global = true)]
+    pub output: Option<Output>,
+    /// Endpoint and credentials.
     #[command(flatten)]
-    settings: CdsSettings,
+    pub settings: CdsSettings,
 }
 
 /// Why a `cds` command failed.
@@ -70,6 +80,9 @@ pub enum CdsCommandError {
     /// The cloud call failed.
     #[error(transparent)]
     Call(#[from] CdsError),
+    /// `cds import` printed nothing.
+    #[error(transparent)]
+    Import(#[from] ImportError),
 }
 
 /// Runs a `cds` command, printing to stdout.
@@ -80,8 +93,13 @@ pub async fn run(args: CdsArgs) -> Result<(), CdsCommandError> {
     Ok(())
 }
 
-async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Result<String, CdsError> {
+async fn render(client: &CdsClient, command: &CdsCommand, format: Option<Output>) -> Result<String, CdsCommandError> {
+    let output = format.unwrap_or_default();
     Ok(match command {
+        CdsCommand::Import(args) => match format {
+            None | Some(Output::Yaml) => import::run(client, args).await?,
+            Some(_) => return Err(ImportError::Format.into()),
+        },
         CdsCommand::Regions => format_out(output, &client.describe_regions().await?),
         CdsCommand::Vdcs { region } => {
             let filter = VdcFilter {
