@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             init_logging();
             cds_redis_operator::simulator::run(*config).await
         }),
-        Command::Cds(args) => run_async(cds_redis_operator::cli::cds::run(args)),
+        Command::Cds(args) => run_async(cds_redis_operator::cli::cds::run(*args)),
     }
 }
 

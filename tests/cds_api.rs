@@ -622,7 +622,7 @@ async fn the_rate_limiter_spaces_calls() {
 }
 
 #[tokio::test]
-async fn cli_prints_regions_flavors_and_instances() {
+async fn cli_prints_regions_vdcs_flavors_and_instances() {
     let s = sim::start(Duration::from_millis(10), Duration::from_millis(10)).await;
     let created = sim::client(&s)
         .create_instance(&create_request("cli-shown"))
@@ -652,11 +652,46 @@ async fn cli_prints_regions_flavors_and_instances() {
         let by_name = run(&["cds", "instances", "--name", "cli-shown"]);
         let none = run(&["cds", "instances", "--name", "cli"]);
         let bad = run(&["cds", "flavors", "--region", "US_NewYork_A"]);
-        (regions, flavors, json, by_name, none, bad)
+        let vdcs = [
+            run(&["cds", "vdcs"]),
+            run(&["cds", "vdcs", "--region", "CN_Beijing_A", "-o", "yaml"]),
+            run(&["cds", "vdcs", "--region", "CN_Shanghai_A"]),
+            run(&["cds", "instances", "-o", "yaml"]),
+        ];
+        (regions, flavors, json, by_name, none, bad, vdcs)
     })
     .await
     .unwrap();
-    let (regions, flavors, json, by_name, none, bad) = out;
+    let (regions, flavors, json, by_name, none, bad, vdcs) = out;
+    let [vdcs, vdcs_yaml, vdcs_elsewhere, instances_yaml] = vdcs;
+    // The test VDC: one row per private network, with what a RedisInstance needs.
+    let row = vdcs.1.lines().find(|l| l.starts_with("vdc-1 ")).unwrap_or_default();
+    assert!(
+        vdcs.0 && vdcs.1.starts_with("VDC ") && row.contains("CN_Beijing_A") && row.contains(" pipe-1 "),
+        "{}",
+        vdcs.2
+    );
+    let parsed: serde_json::Value = serde_norway::from_str(&vdcs_yaml.1).unwrap();
+    let test_vdc = parsed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["VdcId"] == "vdc-1")
+        .unwrap();
+    assert_eq!(test_vdc["PrivateNetwork"][0]["PrivateId"], "pipe-1", "{}", vdcs_yaml.2);
+    assert!(test_vdc["PrivateNetwork"][0]["UnuseIpNum"].as_i64().unwrap() > 0);
+    assert!(
+        vdcs_elsewhere.0 && !vdcs_elsewhere.1.contains("vdc-1"),
+        "{}",
+        vdcs_elsewhere.2
+    );
+    let parsed: serde_json::Value = serde_norway::from_str(&instances_yaml.1).unwrap();
+    assert_eq!(
+        parsed[0]["InstanceUuid"],
+        created.instance_uuid.as_str(),
+        "{}",
+        instances_yaml.2
+    );
     assert!(
         regions.0 && regions.1.starts_with("REGION") && regions.1.contains("CN_Beijing_A"),
         "{}",

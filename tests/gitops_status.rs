@@ -133,7 +133,7 @@ fn status_default() -> Value {
 /// carries it; a different default there fails the test).
 fn crd_with_status_default() -> CustomResourceDefinition {
     let text = std::fs::read_to_string(root().join("crds/redisinstances.cds.capitalonline.net.yaml")).unwrap();
-    let mut crd: Value = serde_yaml::from_str(text.trim_start_matches("---\n")).unwrap();
+    let mut crd: Value = serde_norway::from_str(text.trim_start_matches("---\n")).unwrap();
     for version in crd["spec"]["versions"].as_array_mut().unwrap() {
         let status = version
             .pointer_mut("/schema/openAPIV3Schema/properties/status")
@@ -277,7 +277,7 @@ fn shape(obj: &Value) -> (Value, bool, std::collections::BTreeSet<(String, Strin
 /// phase: the upstream test cases are what the operator really writes.
 fn assert_testdata_like(phase: &str, obj: &Value, file: &str) {
     let text = std::fs::read_to_string(root().join(CHECK_DIR).join("testdata").join(file)).unwrap();
-    let case: Value = serde_yaml::from_str(&text).unwrap();
+    let case: Value = serde_norway::from_str(&text).unwrap();
     assert_eq!(
         shape(&case),
         shape(obj),
@@ -637,14 +637,14 @@ fn argocd_health_check_passes_its_tests_in_argo_cds_own_code() {
 #[test]
 fn argocd_health_tests_cover_every_phase_and_terminal_reason() {
     let dir = root().join(CHECK_DIR);
-    let tests: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("health_test.yaml")).unwrap()).unwrap();
+    let tests: Value = serde_norway::from_str(&std::fs::read_to_string(dir.join("health_test.yaml")).unwrap()).unwrap();
     let cases: Vec<(Value, Value)> = tests["tests"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| {
             let input = dir.join(t["inputPath"].as_str().unwrap());
-            let obj: Value = serde_yaml::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
+            let obj: Value = serde_norway::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
             (obj, t["healthStatus"].clone())
         })
         .collect();
@@ -711,7 +711,7 @@ fn argocd_health_tests_cover_every_phase_and_terminal_reason() {
 fn argocd_configmap_embeds_the_health_check() {
     let lua = std::fs::read_to_string(root().join(CHECK_DIR).join("health.lua")).unwrap();
     let cm: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root().join("deploy/argocd/argocd-cm.yaml")).unwrap()).unwrap();
+        serde_norway::from_str(&std::fs::read_to_string(root().join("deploy/argocd/argocd-cm.yaml")).unwrap()).unwrap();
     assert_eq!(
         cm["data"]["resource.customizations.health.cds.capitalonline.net_RedisInstance"]
             .as_str()

@@ -63,7 +63,7 @@ fn helm_template(cp: &ControlPlane, extra: &[&str]) -> String {
 /// The YAML documents of a multi-document text, parsed, without empty ones.
 fn documents(yaml: &str) -> Vec<Value> {
     yaml.split("\n---")
-        .filter_map(|d| serde_yaml::from_str::<Value>(d).ok())
+        .filter_map(|d| serde_norway::from_str::<Value>(d).ok())
         .filter(|v| v.is_object())
         .collect()
 }
@@ -520,7 +520,7 @@ async fn the_chart_and_deploy_ship_the_policies_and_a_value_turns_them_off() {
 #[tokio::test]
 async fn kubectl_explain_reads_flowing_paragraphs() {
     let yaml = std::fs::read_to_string(root().join("crds/redisinstances.cds.capitalonline.net.yaml")).unwrap();
-    let crd: Value = serde_yaml::from_str(yaml.trim_start_matches("---\n")).unwrap();
+    let crd: Value = serde_norway::from_str(yaml.trim_start_matches("---\n")).unwrap();
     fn walk(path: &str, v: &Value, bad: &mut Vec<String>, count: &mut usize) {
         match v {
             Value::Object(map) => {

@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::support::{repo_root as root, stdout_ok as stdout};
 
@@ -19,7 +19,7 @@ fn read(path: &str) -> String {
 }
 
 fn yaml(path: &str) -> Value {
-    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    serde_norway::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The directory with helm: `KUBEBUILDER_ASSETS`, or what scripts/control-plane-tools.sh caches.
@@ -91,7 +91,7 @@ fn one_version_everywhere() {
         .current_dir(root())
         .output()
         .unwrap();
-    let rendered: Value = serde_yaml::from_str(&stdout(&out, "helm template")).unwrap();
+    let rendered: Value = serde_norway::from_str(&stdout(&out, "helm template")).unwrap();
     assert_eq!(
         rendered["spec"]["template"]["spec"]["containers"][0]["image"].as_str(),
         Some(image.as_str()),
@@ -250,7 +250,7 @@ fn ci_runs_the_ci_script() {
 #[test]
 fn the_release_builds_signs_and_publishes_from_the_dockerfile() {
     let release = workflow("release.yml");
-    assert_eq!(release["on"]["push"]["tags"], serde_yaml::to_value(["v*"]).unwrap());
+    assert_eq!(release["on"]["push"]["tags"], serde_norway::to_value(["v*"]).unwrap());
     assert_eq!(
         release["jobs"]["ci"]["uses"].as_str(),
         Some("./.github/workflows/ci.yml"),

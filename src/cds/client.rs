@@ -98,6 +98,8 @@ pub struct InstanceFilter {
     pub instance_name: Option<String>,
     /// `IP`.
     pub ip: Option<String>,
+    /// `TagName`: instances with a tag of this name.
+    pub tag_name: Option<String>,
 }
 
 /// Filters of `DescribeVdc`.
@@ -293,6 +295,7 @@ impl CdsClient {
             ("InstanceUuid", &filter.instance_uuid),
             ("InstanceName", &filter.instance_name),
             ("IP", &filter.ip),
+            ("TagName", &filter.tag_name),
         ] {
             if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
                 params.push((k, v.clone()));

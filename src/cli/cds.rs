@@ -1,11 +1,13 @@
-//! `cds-redis-operator cds ...`: look up regions, flavors and instances of an account, for users
-//! filling in a `RedisInstance` and for support.
+//! `cds-redis-operator cds ...`: look up regions, VDCs, flavors and instances of an account, for
+//! users filling in a `RedisInstance` and for support; `cds import` ([`super::import`]) writes
+//! the objects that adopt existing instances.
 
 use serde::Serialize;
 
 use crate::cds::catalogue::{Offer, offers};
-use crate::cds::wire::{Instance, Region};
-use crate::cds::{CdsClient, CdsError, InstanceFilter};
+use crate::cds::wire::{Instance, Region, Vdc};
+use crate::cds::{CdsClient, CdsError, InstanceFilter, VdcFilter};
+use crate::cli::import::{self, ImportArgs, ImportError};
 use crate::config::{CdsSettings, SettingsError};
 
 /// Output format.
@@ -16,6 +18,8 @@ pub enum Output {
     Table,
     /// JSON, as the API returned it (after lenient parsing).
     Json,
+    /// YAML, the same document as JSON.
+    Yaml,
 }
 
 /// What to look up.
@@ -23,6 +27,14 @@ pub enum Output {
 pub enum CdsCommand {
     /// Regions and whether Redis is on sale there.
     Regions,
+    /// VDCs and their private networks: the vdcId and basePipeId a RedisInstance needs.
+    ///
+    /// One table row per private network, with its status, free IP addresses and segments.
+    Vdcs {
+        /// Only the VDCs of this region, e.g. CN_Beijing_A.
+        #[arg(long)]
+        region: Option<String>,
+    },
     /// The Redis flavors of a region: version, architecture, RAM and PaasGoodsId.
     Flavors {
         /// Region id, e.g. CN_Beijing_A.
@@ -38,18 +50,25 @@ pub enum CdsCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Print ready-to-apply YAML that adopts existing instances.
+    ///
+    /// Per instance, a password Secret stub to fill in and a RedisInstance with its instanceUuid.
+    /// Select the instances with exactly one of --uuid, --name, --tag or --all.
+    Import(ImportArgs),
 }
 
 /// `cds` with its settings.
 #[derive(Debug, clap::Args)]
 pub struct CdsArgs {
+    /// What to look up.
     #[command(subcommand)]
-    command: CdsCommand,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
-    output: Output,
+    pub command: CdsCommand,
+    /// Output format (default: table; `import` prints YAML only).
+    #[arg(long, short = 'o', value_enum, global = true)]
+    pub output: Option<Output>,
+    /// Endpoint and credentials.
     #[command(flatten)]
-    settings: CdsSettings,
+    pub settings: CdsSettings,
 }
 
 /// Why a `cds` command failed.
@@ -61,6 +80,9 @@ pub enum CdsCommandError {
     /// The cloud call failed.
     #[error(transparent)]
     Call(#[from] CdsError),
+    /// `cds import` printed nothing.
+    #[error(transparent)]
+    Import(#[from] ImportError),
 }
 
 /// Runs a `cds` command, printing to stdout.
@@ -71,9 +93,21 @@ pub async fn run(args: CdsArgs) -> Result<(), CdsCommandError> {
     Ok(())
 }
 
-async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Result<String, CdsError> {
+async fn render(client: &CdsClient, command: &CdsCommand, format: Option<Output>) -> Result<String, CdsCommandError> {
+    let output = format.unwrap_or_default();
     Ok(match command {
+        CdsCommand::Import(args) => match format {
+            None | Some(Output::Yaml) => import::run(client, args).await?,
+            Some(_) => return Err(ImportError::Format.into()),
+        },
         CdsCommand::Regions => format_out(output, &client.describe_regions().await?),
+        CdsCommand::Vdcs { region } => {
+            let filter = VdcFilter {
+                region_id: region.clone(),
+                ..VdcFilter::default()
+            };
+            format_out(output, &client.describe_vdcs(&filter).await?)
+        }
         CdsCommand::Flavors { region } => {
             format_out(output, &offers(&client.describe_available_db_config(region).await?))
         }
@@ -81,7 +115,7 @@ async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Res
             let filter = InstanceFilter {
                 instance_uuid: uuid.clone(),
                 instance_name: name.clone(),
-                ip: None,
+                ..InstanceFilter::default()
             };
             // The API matches names as substrings: keep exact matches only.
             let list: Vec<_> = client
@@ -98,12 +132,16 @@ async fn render(client: &CdsClient, command: &CdsCommand, output: Output) -> Res
     })
 }
 
-/// A thing the CLI lists, as a table row.
+/// A thing the CLI lists, as table rows.
 trait Tabular: Serialize {
     /// The column titles.
     const HEADER: &'static [&'static str];
-    /// The cells, in the order of [`Tabular::HEADER`].
+    /// The cells of its first (often only) row, in the order of [`Tabular::HEADER`].
     fn row(&self) -> Vec<String>;
+    /// All its rows.
+    fn rows(&self) -> Vec<Vec<String>> {
+        vec![self.row()]
+    }
 }
 
 impl Tabular for Region {
@@ -116,6 +154,46 @@ impl Tabular for Region {
             self.city_name.clone(),
             self.site_name.clone(),
         ]
+    }
+}
+
+impl Tabular for Vdc {
+    const HEADER: &'static [&'static str] = &[
+        "VDC",
+        "VDC NAME",
+        "REGION",
+        "NETWORK (basePipeId)",
+        "NETWORK NAME",
+        "STATUS",
+        "FREE IPS",
+        "SEGMENTS",
+    ];
+    /// The VDC alone: a VDC without private networks still shows.
+    fn row(&self) -> Vec<String> {
+        let mut row = vec![self.vdc_id.clone(), self.vdc_name.clone(), self.region_id.clone()];
+        row.extend(["-", "", "", "", ""].map(String::from));
+        row
+    }
+    /// One row per private network.
+    fn rows(&self) -> Vec<Vec<String>> {
+        if self.private_network.is_empty() {
+            return vec![self.row()];
+        }
+        self.private_network
+            .iter()
+            .map(|n| {
+                vec![
+                    self.vdc_id.clone(),
+                    self.vdc_name.clone(),
+                    self.region_id.clone(),
+                    n.private_id.clone(),
+                    n.name.clone(),
+                    n.status.clone(),
+                    n.unuse_ip_num.map(|f| f.to_string()).unwrap_or_default(),
+                    n.segments.join(","),
+                ]
+            })
+            .collect()
     }
 }
 
@@ -152,7 +230,8 @@ impl Tabular for Instance {
 fn format_out<T: Tabular>(output: Output, items: &[T]) -> String {
     match output {
         Output::Json => serde_json::to_string_pretty(items).expect("serialisable") + "\n",
-        Output::Table => table(T::HEADER, items.iter().map(T::row).collect()),
+        Output::Yaml => serde_norway::to_string(items).expect("serialisable"),
+        Output::Table => table(T::HEADER, items.iter().flat_map(T::rows).collect()),
     }
 }
 
@@ -180,4 +259,70 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         out.push_str(&line(row));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cds::wire::PrivateNetwork;
+
+    fn vdcs() -> Vec<Vdc> {
+        let network = |id: &str, free| PrivateNetwork {
+            private_id: id.into(),
+            name: format!("{id}-name"),
+            status: "ok".into(),
+            unuse_ip_num: free,
+            segments: vec!["10.240.59.0/16~10.240.59.255/16".into(), "10.241.0.0/24".into()],
+        };
+        vec![
+            Vdc {
+                vdc_id: "vdc-a".into(),
+                vdc_name: "shop".into(),
+                region_id: "CN_Beijing_A".into(),
+                private_network: vec![network("pipe-1", Some(253)), network("pipe-2", None)],
+                ..Vdc::default()
+            },
+            Vdc {
+                vdc_id: "vdc-b".into(),
+                vdc_name: "empty".into(),
+                region_id: "CN_Beijing_B".into(),
+                ..Vdc::default()
+            },
+        ]
+    }
+
+    #[test]
+    fn vdcs_table_has_one_row_per_private_network_and_one_for_a_vdc_without() {
+        let text = format_out(Output::Table, &vdcs());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("VDC ") && lines[0].contains("NETWORK (basePipeId)"));
+        let cells = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            cells(lines[1]),
+            [
+                "vdc-a",
+                "shop",
+                "CN_Beijing_A",
+                "pipe-1",
+                "pipe-1-name",
+                "ok",
+                "253",
+                "10.240.59.0/16~10.240.59.255/16,10.241.0.0/24"
+            ]
+        );
+        assert_eq!(
+            cells(lines[2])[..6],
+            ["vdc-a", "shop", "CN_Beijing_A", "pipe-2", "pipe-2-name", "ok"]
+        );
+        assert_eq!(cells(lines[3]), ["vdc-b", "empty", "CN_Beijing_B", "-"]);
+    }
+
+    #[test]
+    fn yaml_and_json_are_the_same_document() {
+        let json: serde_json::Value = serde_json::from_str(&format_out(Output::Json, &vdcs())).unwrap();
+        let yaml: serde_json::Value = serde_norway::from_str(&format_out(Output::Yaml, &vdcs())).unwrap();
+        assert_eq!(json, yaml);
+        assert_eq!(yaml[0]["PrivateNetwork"][0]["PrivateId"], "pipe-1");
+    }
 }

@@ -1,8 +1,10 @@
 //! The command line of the `cds-redis-operator` binary: one subcommand per role. `run`, `crd`
 //! and `simulator` hand over to [`crate::controller`], [`crate::crd`] and [`crate::simulator`];
-//! `cds`, a front end of the CDS client for people, lives here ([`cds`]).
+//! `cds`, a front end of the CDS client for people, lives here ([`cds`], with `cds import` in
+//! [`import`]).
 
 pub mod cds;
+pub mod import;
 
 use clap::{Parser, Subcommand};
 
@@ -24,8 +26,8 @@ pub enum Command {
     Crd,
     /// Serve a local CDS Redis API (for tests, demos and GitOps dry runs).
     Simulator(Box<crate::simulator::SimulatorConfig>),
-    /// Inspect the CDS account: regions, flavors and instances.
-    Cds(cds::CdsArgs),
+    /// Inspect the CDS account (regions, VDCs, flavors, instances), or import its instances.
+    Cds(Box<cds::CdsArgs>),
 }
 
 #[cfg(test)]

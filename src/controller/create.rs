@@ -58,6 +58,8 @@ impl Act<'_, '_> {
             amount: Some(1),
             service_port: spec.service_port.map(i64::from),
             subject_id: spec.subject_id,
+            // Not a documented create field: never sent to the cloud.
+            tag_name: None,
         };
         self.send_create(&request).await
     }

@@ -90,13 +90,14 @@ pub struct RedisInstanceSpec {
     #[schemars(length(min = 1))]
     pub region_id: String,
 
-    /// Virtual data centre (VDC) the instance lives in (`VdcId` of `DescribeVdc`). Immutable.
+    /// Virtual data centre (VDC) the instance lives in (`VdcId` of `DescribeVdc`;
+    /// `cds-redis-operator cds vdcs` lists them). Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("vdcId is immutable"))]
     #[schemars(length(min = 1))]
     pub vdc_id: String,
 
     /// The VDC's private network the instance takes its IP from (`PrivateNetwork[].PrivateId`
-    /// of `DescribeVdc`). Immutable.
+    /// of `DescribeVdc`; `cds-redis-operator cds vdcs` lists them with their free IPs). Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("basePipeId is immutable"))]
     #[schemars(length(min = 1))]
     pub base_pipe_id: String,
@@ -150,7 +151,8 @@ pub struct RedisInstanceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 
-    /// Adopt this existing cloud instance instead of creating one. Immutable once set.
+    /// Adopt this existing cloud instance instead of creating one (`cds-redis-operator cds
+    /// import` writes such objects for existing instances). Immutable once set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub instance_uuid: Option<String>,
@@ -435,7 +437,7 @@ pub fn crd_yaml() -> String {
             *schema = serde_json::from_value(value).expect("reflowing keeps the schema valid");
         }
     }
-    let yaml = serde_yaml::to_string(&crd).expect("a CRD always serialises to YAML");
+    let yaml = serde_norway::to_string(&crd).expect("a CRD always serialises to YAML");
     format!("---\n{yaml}")
 }
 

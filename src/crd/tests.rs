@@ -84,7 +84,7 @@ fn descriptions(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String
 
 #[test]
 fn crd_descriptions_are_flowing_paragraphs() {
-    let crd: serde_json::Value = serde_yaml::from_str(crd_yaml().trim_start_matches("---\n")).unwrap();
+    let crd: serde_json::Value = serde_norway::from_str(crd_yaml().trim_start_matches("---\n")).unwrap();
     let mut all = vec![];
     descriptions("", &crd, &mut all);
     assert!(all.len() > 40, "{} descriptions", all.len());

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use crate::cds::catalogue::offers;
-use crate::cds::wire::{self, Backup, CreateInstanceRequest, DbConfig, Instance, Region, Vdc};
+use crate::cds::wire::{self, Backup, CreateInstanceRequest, DbConfig, Instance, Region, Tag, Vdc};
 
 /// How long the cloud takes for its asynchronous work.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -64,6 +64,9 @@ pub struct Cloud {
     pub delays: Delays,
     /// Highest `Amount` accepted by `CreateDBInstance`.
     pub max_amount: i64,
+    /// The account's tags: `TagID` by `TagName`, given out as creates name them.
+    #[serde(default)]
+    pub tag_ids: BTreeMap<String, i64>,
 }
 
 /// What a create made.
@@ -103,6 +106,7 @@ impl Cloud {
             next_ip: 10,
             delays,
             max_amount,
+            tag_ids: BTreeMap::new(),
         }
     }
 
@@ -166,12 +170,21 @@ impl Cloud {
         let order = self.check_order(req)?;
         self.use_ips(&req.vdc_id, &req.base_pipe_id, -order.amount);
         let task_id = self.task();
+        let tags: Vec<Tag> = req
+            .tag_name
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| self.tag(n))
+            .collect();
         let mut uuids = vec![];
         for _ in 0..order.amount {
             let uuid = uuid::Uuid::new_v4().to_string();
             self.next_ip += 1;
             let ip = format!("10.240.{}.{}", self.next_ip / 250, self.next_ip % 250 + 2);
-            let listed = self.listed(req, &order, &uuid, ip, now);
+            let listed = Instance {
+                tags: tags.clone(),
+                ..self.listed(req, &order, &uuid, ip, now)
+            };
             self.instances.insert(
                 uuid.clone(),
                 SimInstance {
@@ -251,6 +264,16 @@ impl Cloud {
         })
     }
 
+    /// The account's tag named `name`, made on first use.
+    fn tag(&mut self, name: &str) -> Tag {
+        let next = self.tag_ids.len() as i64 + 1;
+        let id = *self.tag_ids.entry(name.to_owned()).or_insert(next);
+        Tag {
+            tag_id: Some(id),
+            tag_name: name.to_owned(),
+        }
+    }
+
     /// How a new instance of `order` is listed.
     fn listed(&self, req: &CreateInstanceRequest, order: &Order, uuid: &str, ip: String, now: i64) -> Instance {
         let display_name = self
@@ -282,8 +305,9 @@ impl Cloud {
         }
     }
 
-    /// `DescribeDBInstances`: `InstanceUuid` matches exactly, `InstanceName` and `IP` as
-    /// substrings (as the doc's IP example suggests), so clients must check equality.
+    /// `DescribeDBInstances`: `InstanceUuid` matches exactly, `InstanceName`, `IP` and `TagName`
+    /// (any of the instance's tags) as substrings (as the doc's IP example suggests), so clients
+    /// must check equality.
     pub fn list(&self, params: &BTreeMap<String, String>, now: i64) -> Vec<Instance> {
         let get = |k: &str| params.get(k).filter(|v| !v.is_empty());
         self.instances
@@ -292,6 +316,9 @@ impl Cloud {
             .filter(|i| get("InstanceUuid").is_none_or(|u| &i.listed.instance_uuid == u))
             .filter(|i| get("InstanceName").is_none_or(|n| i.listed.instance_name.contains(n.as_str())))
             .filter(|i| get("IP").is_none_or(|ip| i.listed.ip.contains(ip.as_str())))
+            .filter(|i| {
+                get("TagName").is_none_or(|t| i.listed.tags.iter().any(|tag| tag.tag_name.contains(t.as_str())))
+            })
             .map(|i| i.listed.clone())
             .collect()
     }
@@ -602,5 +629,33 @@ mod tests {
                 .code,
             "ResourceNotFound"
         );
+    }
+
+    #[test]
+    fn tags_given_at_create_are_listed_with_one_id_per_name_and_filter_as_substrings() {
+        let mut c = cloud();
+        let tagged = |name: &str, tag: Option<&str>| CreateInstanceRequest {
+            instance_name: name.into(),
+            tag_name: tag.map(str::to_owned),
+            ..req()
+        };
+        c.create(&tagged("a", Some("team-shop")), 0, 0).unwrap();
+        c.create(&tagged("b", Some("team-shop")), 0, 0).unwrap();
+        c.create(&tagged("c", Some("team")), 0, 0).unwrap();
+        c.create(&tagged("d", None), 0, 0).unwrap();
+        let all = c.list(&BTreeMap::new(), 0);
+        let tags: Vec<_> = all.iter().map(|i| (i.instance_name.as_str(), i.tags.clone())).collect();
+        let tag = |id, name: &str| Tag {
+            tag_id: Some(id),
+            tag_name: name.into(),
+        };
+        let named = |n: &str| tags.iter().find(|(name, _)| *name == n).unwrap().1.clone();
+        assert_eq!(named("a"), vec![tag(1, "team-shop")]);
+        assert_eq!(named("b"), vec![tag(1, "team-shop")]);
+        assert_eq!(named("c"), vec![tag(2, "team")]);
+        assert!(named("d").is_empty());
+        let by_tag = BTreeMap::from([("TagName".to_owned(), "team".to_owned())]);
+        assert_eq!(c.list(&by_tag, 0).len(), 3, "a substring, like the other name filters");
+        assert!(all.iter().filter(|i| i.has_tag("team")).all(|i| i.instance_name == "c"));
     }
 }

@@ -151,7 +151,7 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) fn deployment(manifest: &str) -> Value {
     let mut found = manifest
         .split("\n---")
-        .filter_map(|doc| serde_yaml::from_str::<Value>(doc).ok())
+        .filter_map(|doc| serde_norway::from_str::<Value>(doc).ok())
         .filter(|doc| doc["kind"] == "Deployment");
     let d = found.next().expect("the chart renders a Deployment");
     assert!(found.next().is_none(), "one Deployment");

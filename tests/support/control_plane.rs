@@ -584,7 +584,7 @@ impl ControlPlane {
         let text = std::fs::read_to_string(repo_root().join("crds/redisinstances.cds.capitalonline.net.yaml"))
             .expect("read crds/");
         let crd: CustomResourceDefinition =
-            serde_yaml::from_str(text.trim_start_matches("---\n")).expect("parse the CRD");
+            serde_norway::from_str(text.trim_start_matches("---\n")).expect("parse the CRD");
         let api: Api<CustomResourceDefinition> = Api::all(client.clone());
         let name = crd.metadata.name.clone().expect("named");
         api.patch(

@@ -105,6 +105,19 @@ fn a_summary_reads_the_same_fields_as_the_full_instance() {
 }
 
 #[test]
+fn tags_parse_as_documented_and_odd_ones_are_skipped() {
+    let i: Instance = serde_json::from_str(
+        r#"{"InstanceUuid":"u","Tags":[{"TagID":3,"TagName":"shop"},{"TagID":"4","TagName":"team"},"bare",7,null]}"#,
+    )
+    .unwrap();
+    let names: Vec<_> = i.tags.iter().map(|t| (t.tag_id, t.tag_name.as_str())).collect();
+    assert_eq!(names, [(Some(3), "shop"), (Some(4), "team"), (None, "bare")]);
+    assert!(i.has_tag("shop") && !i.has_tag("sho"));
+    let back = serde_json::to_value(&i).unwrap();
+    assert_eq!(back["Tags"][0], serde_json::json!({"TagID": 3, "TagName": "shop"}));
+}
+
+#[test]
 fn loose_types_parse() {
     let i: Instance =
         serde_json::from_str(r#"{"InstanceUuid":"u","Port":"9736","Ram":null,"Tags":null,"Status":null}"#).unwrap();
