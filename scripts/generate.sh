@@ -6,8 +6,11 @@
 #   deploy/argocd/resource_customizations/) wrapped for argocd-cm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo run --quiet --locked -- crd > crds/redisinstances.cds.capitalonline.net.yaml
-cp crds/redisinstances.cds.capitalonline.net.yaml charts/cds-redis-operator/crds/
+for kind in RedisInstance:redisinstances RedisBackup:redisbackups RedisBackupSchedule:redisbackupschedules; do
+  file="${kind#*:}.cds.capitalonline.net.yaml"
+  cargo run --quiet --locked -- crd --kind "${kind%%:*}" > "crds/$file"
+  cp "crds/$file" charts/cds-redis-operator/crds/
+done
 HELM=${HELM:-$(scripts/control-plane-tools.sh)/helm}
 scripts/render-manifests.sh "$HELM" > deploy/cds-redis-operator.yaml
 CHECK=deploy/argocd/resource_customizations/cds.capitalonline.net/RedisInstance/health.lua

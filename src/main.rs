@@ -8,8 +8,22 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", cds_redis_operator::crd::crd_yaml());
+        Command::Crd { kind } => {
+            let crds = cds_redis_operator::crd::crds();
+            let chosen: Vec<_> = crds
+                .into_iter()
+                .filter(|c| kind.as_ref().is_none_or(|k| &c.spec.names.kind == k))
+                .collect();
+            if chosen.is_empty() {
+                eprintln!(
+                    "no CRD of kind {:?}: RedisInstance, RedisBackup or RedisBackupSchedule",
+                    kind.unwrap_or_default()
+                );
+                return ExitCode::FAILURE;
+            }
+            for crd in chosen {
+                print!("{}", cds_redis_operator::crd::crd_yaml_of(crd));
+            }
             ExitCode::SUCCESS
         }
         Command::Run(config) => {

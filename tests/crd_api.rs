@@ -344,17 +344,85 @@ async fn status_subresource_does_not_bump_generation() {
 
 #[test]
 fn crds_folder_matches_the_binary() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cds-redis-operator"))
-        .arg("crd")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let printed = String::from_utf8(out.stdout).unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/redisinstances.cds.capitalonline.net.yaml");
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == printed,
-        "crds/ is stale: run `cargo run -- crd > {}` (or scripts/generate.sh) and commit",
-        path.display()
+    let crd = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cds-redis-operator"))
+            .arg("crd")
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut all = String::new();
+    for (kind, plural) in [
+        ("RedisInstance", "redisinstances"),
+        ("RedisBackup", "redisbackups"),
+        ("RedisBackupSchedule", "redisbackupschedules"),
+    ] {
+        let (ok, printed) = crd(&["--kind", kind]);
+        assert!(ok, "{kind}");
+        let path = dir.join(format!("{plural}.cds.capitalonline.net.yaml"));
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == printed,
+            "crds/ is stale: run scripts/generate.sh and commit ({})",
+            path.display()
+        );
+        all.push_str(&printed);
+    }
+    assert_eq!(crd(&[]), (true, all), "without --kind: every CRD");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        3,
+        "crds/ holds the three CRDs only"
     );
+    assert!(!crd(&["--kind", "Nope"]).0);
+}
+
+/// The backup kinds on the real apiserver: bad input is refused at admission where a schema can
+/// say it (an instance of another namespace, `keep: 0`, a changed `instanceRef`).
+#[tokio::test]
+async fn backup_kinds_refuse_bad_input_at_admission() {
+    let (client, _) = setup("backup-crds").await;
+    let ns = unique_namespace(&client, "backup-crds-ns").await;
+    let api_of = |kind: &str| {
+        let gvk = GroupVersionKind::gvk("cds.capitalonline.net", "v1alpha1", kind);
+        Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &ApiResource::from_gvk(&gvk))
+    };
+    let (backups, schedules) = (api_of("RedisBackup"), api_of("RedisBackupSchedule"));
+    let of = |kind: &str, name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": kind,
+            "metadata": { "name": name }, "spec": spec,
+        }))
+        .unwrap()
+    };
+    let pp = PostParams::default();
+    let other_ns = backups
+        .create(
+            &pp,
+            &of("RedisBackup", "b", json!({ "instanceRef": { "name": "other/cache" } })),
+        )
+        .await;
+    assert!(rejection(other_ns).contains("spec.instanceRef.name"));
+    let backup = of("RedisBackup", "b", json!({ "instanceRef": { "name": "cache" } }));
+    backups.create(&pp, &backup).await.unwrap();
+    let moved = backups
+        .patch(
+            "b",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "instanceRef": { "name": "other" } } })),
+        )
+        .await;
+    assert!(rejection(moved).contains("instanceRef is immutable"));
+    let schedule = |keep: i64| {
+        of(
+            "RedisBackupSchedule",
+            "nightly",
+            json!({ "instanceRef": { "name": "cache" }, "schedule": "0 3 * * *", "keep": keep }),
+        )
+    };
+    let keep_zero = schedules.create(&pp, &schedule(0)).await;
+    assert!(rejection(keep_zero).contains("spec.keep"));
+    schedules.create(&pp, &schedule(7)).await.unwrap();
 }

@@ -31,15 +31,23 @@ fn helm(cp: &ControlPlane, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn chart_crds_are_the_top_level_crds() {
-    let a = std::fs::read_to_string(root().join("crds/redisinstances.cds.capitalonline.net.yaml")).unwrap();
-    let b = std::fs::read_to_string(
-        root().join("charts/cds-redis-operator/crds/redisinstances.cds.capitalonline.net.yaml"),
-    )
-    .unwrap();
-    assert!(
-        a == b,
-        "charts/cds-redis-operator/crds is stale: run scripts/generate.sh"
-    );
+    let names = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root().join(dir))
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("crds"), names("charts/cds-redis-operator/crds"));
+    for name in names("crds") {
+        let a = std::fs::read_to_string(root().join("crds").join(&name)).unwrap();
+        let b = std::fs::read_to_string(root().join("charts/cds-redis-operator/crds").join(&name)).unwrap();
+        assert!(
+            a == b,
+            "charts/cds-redis-operator/crds/{name} is stale: run scripts/generate.sh"
+        );
+    }
 }
 
 #[test]

@@ -22,8 +22,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator: reconcile RedisInstance objects against the CDS API.
     Run(Box<crate::controller::RunConfig>),
-    /// Print the RedisInstance CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions as YAML (all, or the one of --kind).
+    Crd {
+        /// Only this kind's CRD: RedisInstance, RedisBackup or RedisBackupSchedule.
+        #[arg(long)]
+        kind: Option<String>,
+    },
     /// Serve a local CDS Redis API (for tests, demos and GitOps dry runs).
     Simulator(Box<crate::simulator::SimulatorConfig>),
     /// Inspect the CDS account (regions, VDCs, flavors, instances), or import its instances.

@@ -6,9 +6,11 @@
 //! Admission-time rules (immutability, exactly-one-of, port rules) are CEL rules in the schema,
 //! so the API server enforces them before the operator ever sees a bad object.
 
+pub mod backup;
 pub mod conditions;
 mod naming;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
@@ -424,12 +426,31 @@ impl RedisInstance {
     }
 }
 
-/// The CRD as YAML, exactly what `cds-redis-operator crd` prints and `crds/` holds.
+/// Every CRD of the operator: `RedisInstance`, `RedisBackup`, `RedisBackupSchedule`.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        RedisInstance::crd(),
+        backup::RedisBackup::crd(),
+        backup::RedisBackupSchedule::crd(),
+    ]
+}
+
+/// The file of `crds/` a CRD is kept in: `<plural>.<group>.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// The `RedisInstance` CRD as YAML, exactly what `crds/redisinstances.cds.capitalonline.net.yaml`
+/// holds.
+pub fn crd_yaml() -> String {
+    crd_yaml_of(RedisInstance::crd())
+}
+
+/// A CRD as YAML, exactly what `cds-redis-operator crd --kind KIND` prints and `crds/` holds.
 ///
 /// Its descriptions are flowing paragraphs: the line breaks of the doc comments they come from
 /// are joined, so `kubectl explain` wraps the text to the terminal instead of breaking it mid-sentence.
-pub fn crd_yaml() -> String {
-    let mut crd = RedisInstance::crd();
+pub fn crd_yaml_of(mut crd: CustomResourceDefinition) -> String {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
             let mut value = serde_json::to_value(&*schema).expect("a schema always serialises");

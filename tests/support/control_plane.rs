@@ -362,7 +362,7 @@ fn start(children: &mut Vec<Child>) -> Result<ControlPlane, String> {
     // deleted one wait for that resync (40 s measured), where a cluster whose CRD is older
     // than its controller-manager's last resync takes well under a second. Applied as
     // `install_crd` applies it (same field manager), which then finds it in place.
-    let crd = repo_root().join("crds/redisinstances.cds.capitalonline.net.yaml");
+    let crd = repo_root().join("crds");
     let crd = crd.display().to_string();
     kubectl(
         &assets,
@@ -578,31 +578,38 @@ impl ControlPlane {
         self.dir.join("audit.log")
     }
 
-    /// Installs the CRD from `crds/` (server-side apply) and waits until it is Established (the
-    /// control plane starts with it installed; this applies it again, in case a test changed it).
+    /// Installs the CRDs from `crds/` (server-side apply) and waits until they are Established
+    /// (the control plane starts with them installed; this applies them again, in case a test
+    /// changed one).
     pub async fn install_crd(&self, client: &kube::Client) {
-        let text = std::fs::read_to_string(repo_root().join("crds/redisinstances.cds.capitalonline.net.yaml"))
-            .expect("read crds/");
-        let crd: CustomResourceDefinition =
-            serde_norway::from_str(text.trim_start_matches("---\n")).expect("parse the CRD");
-        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let name = crd.metadata.name.clone().expect("named");
-        api.patch(
-            &name,
-            &PatchParams::apply("cds-redis-operator-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("apply the CRD");
-        let cond = kube::runtime::conditions::is_crd_established();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            kube::runtime::wait::await_condition(api, &name, cond),
-        )
-        .await
-        .expect("the CRD becomes Established within 30s")
-        .expect("watch the CRD");
+        for file in ["redisinstances", "redisbackups", "redisbackupschedules"] {
+            let path = repo_root().join(format!("crds/{file}.cds.capitalonline.net.yaml"));
+            install_one_crd(client, &std::fs::read_to_string(path).expect("read crds/")).await;
+        }
     }
+}
+
+/// Applies one CRD (server-side) and waits until it is Established.
+async fn install_one_crd(client: &kube::Client, text: &str) {
+    let crd: CustomResourceDefinition =
+        serde_norway::from_str(text.trim_start_matches("---\n")).expect("parse the CRD");
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = crd.metadata.name.clone().expect("named");
+    api.patch(
+        &name,
+        &PatchParams::apply("cds-redis-operator-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the CRD");
+    let cond = kube::runtime::conditions::is_crd_established();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        kube::runtime::wait::await_condition(api, &name, cond),
+    )
+    .await
+    .expect("the CRD becomes Established within 30s")
+    .expect("watch the CRD");
 }
 
 /// A namespace with a unique name (a deleted namespace takes a while to finish terminating, so
