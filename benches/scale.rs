@@ -159,7 +159,7 @@ fn object(i: usize) -> RedisInstance {
     serde_json::from_value(json!({
         "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
         "metadata": { "name": object_name(i) },
-        "spec": { "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
+        "spec": { "regionId": "CN_Beijing_A", "vdcId": "vdc-1", "basePipeId": "pipe-1", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } },
     }))
     .unwrap()
 }

@@ -246,7 +246,7 @@ async fn full_cycle(
     .unwrap();
     secrets.create(&PostParams::default(), &secret).await.unwrap();
     let api: Api<RedisInstance> = Api::namespaced(client.clone(), &work);
-    let spec = json!({ "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467,
+    let spec = json!({ "regionId": "CN_Beijing_A", "vdcId": "vdc-1", "basePipeId": "pipe-1", "paasGoodsId": 12467,
         "passwordSecretRef": { "name": "pw" }, "writeConnectionSecretToRef": { "name": "conn" } });
     let obj: RedisInstance = serde_json::from_value(json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "metadata": { "name": "r" }, "spec": spec })).unwrap();
     api.create(&PostParams::default(), &obj).await.unwrap();

@@ -523,7 +523,7 @@ impl Soak {
 
     /// Creates `ns/name` with the default spec changed by `extra`.
     async fn create_named(&mut self, ns: &str, name: &str, extra: Value, class: Class) {
-        let mut spec = json!({ "regionId": "CN_Beijing_A", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } });
+        let mut spec = json!({ "regionId": "CN_Beijing_A", "vdcId": "vdc-1", "basePipeId": "pipe-1", "paasGoodsId": 12467, "passwordSecretRef": { "name": "pw" } });
         for (k, v) in extra.as_object().expect("an object") {
             spec[k] = v.clone();
         }
