@@ -4,10 +4,12 @@
 //! - [`wire`]: the API's JSON, parsed leniently;
 //! - [`error`]: one error type that knows what is retryable;
 //! - [`client`]: the HTTP edge (rate limit, timeouts, read retries);
+//! - [`backups`]: one shared backup listing per instance and poll period;
 //! - [`catalogue`]: flavor → `PaasGoodsId`, cached per region;
 //! - [`inventory`]: one shared listing per account and poll period;
 //! - [`preflight`]: whether an order can be placed, before it is.
 
+pub mod backups;
 pub mod catalogue;
 pub mod client;
 pub mod error;

@@ -214,14 +214,19 @@ impl Context {
 
     /// The account `obj` uses: its own credentials Secret, else the operator's credentials.
     pub async fn account_for(&self, obj: &RedisInstance) -> Result<Arc<Account>, Error> {
-        let credentials = match self.secrets.credentials(obj).await? {
-            Some(c) => c,
-            None => self.config.cds.credentials().map_err(|e| Error::Credentials(crate::error_chain(&e)))?.ok_or_else(|| {
-                Error::Credentials(
-                    "no CDS credentials: give the operator CDS_ACCESS_KEY_ID/CDS_ACCESS_KEY_SECRET or set spec.credentialsSecretRef".into(),
-                )
-            })?,
-        };
+        match self.secrets.credentials(obj).await? {
+            Some(c) => Ok(self.accounts.get(c)?),
+            None => self.operator_account(),
+        }
+    }
+
+    /// The account of the operator's own credentials.
+    pub fn operator_account(&self) -> Result<Arc<Account>, Error> {
+        let credentials = self.config.cds.credentials().map_err(|e| Error::Credentials(crate::error_chain(&e)))?.ok_or_else(|| {
+            Error::Credentials(
+                "no CDS credentials: give the operator CDS_ACCESS_KEY_ID/CDS_ACCESS_KEY_SECRET or set spec.credentialsSecretRef".into(),
+            )
+        })?;
         Ok(self.accounts.get(credentials)?)
     }
 

@@ -37,6 +37,8 @@ pub const ROLE_LABEL: &str = "cds.capitalonline.net/role";
 pub const RECORD_ROLE: &str = "password-record";
 /// Role of the connection Secrets.
 pub const CONNECTION_ROLE: &str = "connection";
+/// Role of a backup's download Secrets.
+pub const DOWNLOAD_ROLE: &str = "backup-download";
 /// Finalizer on an account Secret while an object may still need it to delete its instance
 /// (contract, Ownership rule 4).
 pub const IN_USE_FINALIZER: &str = "cds.capitalonline.net/in-use";
@@ -181,6 +183,31 @@ impl SecretReader {
         self.write_owned(obj, &record_name(obj), RECORD_ROLE, data).await
     }
 
+    /// Whether the Secret `name` in `obj`'s namespace exists, is controlled by `obj`, and holds
+    /// every one of `keys` (from the metadata cache and the data cache).
+    pub async fn has_own<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        name: &str,
+        keys: &[&str],
+    ) -> Result<bool, Error> {
+        let ns = obj.namespace().unwrap_or_default();
+        Ok(match self.get(&ns, name).await? {
+            Some(s) => s.controller.as_deref() == obj.uid().as_deref() && keys.iter().all(|k| s.data.contains_key(*k)),
+            None => false,
+        })
+    }
+
+    /// Writes a backup's download Secret `name` (never over a Secret that is not its own).
+    pub async fn write_download_secret<K: Resource<DynamicType = ()>>(
+        &self,
+        backup: &K,
+        name: &str,
+        data: BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        self.write_owned(backup, name, DOWNLOAD_ROLE, data).await
+    }
+
     /// Writes the connection Secret `name` with `data` unless it already holds exactly that.
     /// A Secret of that name that is not this object's own is never touched: `SecretConflict`.
     pub async fn ensure_connection_secret(
@@ -201,14 +228,19 @@ impl SecretReader {
 
     /// Creates `name`, or updates it if a fresh read shows it is controlled by `obj`; a Secret
     /// of that name owned by anyone else is a `SecretConflict`.
-    async fn write_owned(
+    async fn write_owned<K: Resource<DynamicType = ()>>(
         &self,
-        obj: &RedisInstance,
+        obj: &K,
         name: &str,
         role: &str,
         data: BTreeMap<String, String>,
     ) -> Result<(), Error> {
-        let ns = namespace(obj);
+        let ns = obj.namespace().unwrap_or_default();
+        // Which object a Secret is for: `cds.capitalonline.net/instance` or `.../backup`.
+        let owner_label = match K::kind(&()).as_ref() {
+            "RedisInstance" => "cds.capitalonline.net/instance",
+            _ => "cds.capitalonline.net/backup",
+        };
         let owner = obj
             .controller_owner_ref(&())
             .ok_or_else(|| Error::InvalidSpec("the object has no UID yet".into()))?;
@@ -218,7 +250,7 @@ impl SecretReader {
             "metadata": {
                 "name": name,
                 "namespace": ns,
-                "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1, ROLE_LABEL: role, "cds.capitalonline.net/instance": obj.name_any() },
+                "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1, ROLE_LABEL: role, owner_label: obj.name_any() },
                 "ownerReferences": [owner],
             },
             "type": "Opaque",
