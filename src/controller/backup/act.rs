@@ -88,7 +88,9 @@ impl<'a> Act<'a> {
     /// Plans and acts, then reports the outcome in status.
     pub async fn run(mut self) -> Result<Action, Error> {
         let result = self.steps().await;
+        let uid = self.backup.uid().unwrap_or_default();
         if self.released {
+            self.ctx.metrics.set_backup_phase(&uid, None);
             return result.map(|(_, action)| action);
         }
         let deleting = self.backup.meta().deletion_timestamp.is_some();
@@ -103,6 +105,8 @@ impl<'a> Act<'a> {
             self.backup.meta().generation,
             &self.now,
         );
+        let phase = self.status.phase.map(|p| format!("{p:?}"));
+        self.ctx.metrics.set_backup_phase(&uid, phase.as_deref());
         if Some(&self.status) != self.backup.status.as_ref()
             && let Err(e) = self.write_status().await
             && result.is_ok()
