@@ -740,6 +740,7 @@ fn simulator_help_documents_every_option() {
         "--admin",
         "--redis-backend",
         "--redis-server",
+        "--backup-dir",
         "--fault-error",
         "--fault-lost-response",
         "--fault-latency",
