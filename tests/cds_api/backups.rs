@@ -1,15 +1,16 @@
 //! Real backups with the simulator's redis-server backend: `CreateBackup` snapshots the
 //! instance, `DescribeBackups` reports the file's size, `DownloadBackup` gives URLs the simulator
 //! serves, the file loads into a fresh `redis-server` with the keys written before the backup;
-//! files go with their backup or instance, and survive a restart with the state file.
+//! files go with their backup or instance, and survive a restart with the state file. And the
+//! `cds backups` / `cds backup create|delete|download` commands, run as the binary.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cds_redis_operator::cds::CdsClient;
 use cds_redis_operator::cds::download::download_to;
 use cds_redis_operator::cds::wire::Backup;
-use cds_redis_operator::simulator::SimulatorConfig;
+use cds_redis_operator::simulator::{RunningSimulator, SimulatorConfig};
 use secrecy::SecretString;
 
 use crate::support::redis::{self, Resp};
@@ -200,4 +201,91 @@ async fn backup_files_and_their_tokens_survive_a_restart_with_the_state_file() {
     wait_status(&c, &uuid, None).await;
     wait_gone(&file).await;
     s.shutdown().await;
+}
+
+/// Runs the binary's `cds` command against `s`; success, stdout, and stdout + stderr.
+async fn cds(s: &RunningSimulator, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cds-redis-operator"))
+        .arg("cds")
+        .args(args)
+        .env("CDS_ENDPOINT", s.endpoint())
+        .env("CDS_ACCESS_KEY_ID", KEY_ID)
+        .env("CDS_ACCESS_KEY_SECRET", KEY_SECRET)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!all.contains(KEY_SECRET) && !all.contains("/download/"), "{all}");
+    (out.status.success(), stdout, all)
+}
+
+#[tokio::test]
+async fn cli_creates_lists_downloads_and_deletes_backups() {
+    if !redis::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let s = sim::start_with(redis_config(Some(&backups))).await;
+    let c = sim::client(&s);
+    let (uuid, _) = instance_with_keys(&c, "cli-backup", &[("k", "v")]).await;
+
+    let (ok, out, all) = cds(
+        &s,
+        &["backup", "create", "--uuid", &uuid, "--description", DESC, "-o", "json"],
+    )
+    .await;
+    assert!(ok, "{all}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let backup_id = created[0]["BackupId"].as_str().expect("the new backup's id").to_owned();
+    assert!(created[0]["TaskId"].as_str().is_some_and(|t| !t.is_empty()), "{out}");
+    let b = finished(&c, &uuid, &backup_id).await;
+    let file = backups.join(format!("{backup_id}.rdb"));
+    let on_disk = std::fs::read(&file).unwrap();
+
+    let (ok, table, all) = cds(&s, &["backups", "--uuid", &uuid]).await;
+    let row = table.lines().find(|l| l.starts_with(&backup_id)).unwrap_or_default();
+    assert!(
+        ok && table.starts_with("BACKUP ID") && row.contains("finished"),
+        "{all}"
+    );
+    assert!(
+        row.contains(&on_disk.len().to_string()) && row.ends_with(DESC.trim_end()),
+        "{row}"
+    );
+    let (ok, yaml, all) = cds(&s, &["backups", "--uuid", &uuid, "-o", "yaml"]).await;
+    let parsed: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+    assert!(
+        ok && parsed[0]["Desc"] == DESC && parsed[0]["BackupSize"] == on_disk.len(),
+        "{all}"
+    );
+
+    cli_downloads(&s, &uuid, &b, &on_disk, dir.path()).await;
+
+    let (ok, out, all) = cds(&s, &["backup", "delete", "--uuid", &uuid, "--backup-id", &backup_id]).await;
+    assert!(ok && out.contains(&backup_id), "{all}");
+    wait_gone(&file).await;
+    let (ok, table, all) = cds(&s, &["backups", "--uuid", &uuid]).await;
+    assert!(ok && table.lines().count() == 1, "only the header is left: {all}");
+    let to = dir.path().join("gone.rdb");
+    let args = ["backup", "download", "--uuid", &uuid, "--backup-id", &backup_id, "-o"];
+    let (ok, _, all) = cds(&s, &[&args[..], &[to.to_str().unwrap()]].concat()).await;
+    assert!(!ok && all.contains("ResourceNotFound") && !to.exists(), "{all}");
+    s.shutdown().await;
+}
+
+/// `cds backup download`, public and intranet: the simulator's file, byte for byte, and the
+/// count of bytes printed; never the URL (checked by [`cds`] on every output).
+async fn cli_downloads(s: &RunningSimulator, uuid: &str, b: &Backup, on_disk: &[u8], dir: &Path) {
+    for (name, extra) in [("public.rdb", None), ("intranet.rdb", Some("--intranet"))] {
+        let to: PathBuf = dir.join(name);
+        let mut args = vec!["backup", "download", "--uuid", uuid, "--backup-id", &b.backup_id];
+        args.extend(["-o", to.to_str().unwrap()]);
+        args.extend(extra);
+        let (ok, out, all) = cds(s, &args).await;
+        assert!(ok, "{all}");
+        assert_eq!(out, format!("wrote {} bytes to {}\n", on_disk.len(), to.display()));
+        assert_eq!(std::fs::read(&to).unwrap(), on_disk, "{name}");
+    }
 }
