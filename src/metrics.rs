@@ -158,6 +158,18 @@ impl Metrics {
         }
     }
 
+    /// Drops the phase of every object for which `alive` is false (objects gone unseen).
+    pub fn retain_phases(&self, alive: impl Fn(&str) -> bool) {
+        let mut phases = self.phases.lock().expect("not poisoned");
+        phases.retain(|uid, phase| {
+            let keep = alive(uid);
+            if !keep {
+                self.objects.get_or_create(&PhaseLabels { phase: phase.clone() }).dec();
+            }
+            keep
+        });
+    }
+
     /// Records the time from creation to the first Ready.
     pub fn became_ready(&self, after: Duration) {
         self.time_to_ready.observe(after.as_secs_f64());
