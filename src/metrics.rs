@@ -79,6 +79,20 @@ impl PhaseGauges {
     }
 }
 
+impl PhaseGauges {
+    /// Stops counting every object for which `alive` is false.
+    fn retain(&self, alive: impl Fn(&str) -> bool) {
+        let mut phases = self.phases.lock().expect("not poisoned");
+        phases.retain(|uid, phase| {
+            let keep = alive(uid);
+            if !keep {
+                self.family.get_or_create(&PhaseLabels { phase: phase.clone() }).dec();
+            }
+            keep
+        });
+    }
+}
+
 /// The operator's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -193,6 +207,11 @@ impl Metrics {
     /// Records the phase of `RedisBackup` `uid` (`None` when it is gone).
     pub fn set_backup_phase(&self, uid: &str, phase: Option<&str>) {
         self.backups.set(uid, phase);
+    }
+
+    /// Drops the phase of every `RedisInstance` for which `alive` is false (objects gone unseen).
+    pub fn retain_phases(&self, alive: impl Fn(&str) -> bool) {
+        self.objects.retain(alive);
     }
 
     /// Records the time from creation to the first Ready.

@@ -229,8 +229,11 @@ async fn keys_written_through_the_connection_secret_come_back_from_the_downloade
     let e = env("backup-e2e", cfg).await;
     let _op = e.operator();
     e.secret("pw", &[("password", PASSWORD)]).await;
-    e.create("cache", spec(json!({ "writeConnectionSecretToRef": { "name": "cache-conn" } })))
-        .await;
+    e.create(
+        "cache",
+        spec(json!({ "writeConnectionSecretToRef": { "name": "cache-conn" } })),
+    )
+    .await;
     e.wait_ready("cache").await;
     let text = |s: &k8s_openapi::api::core::v1::Secret, k: &str| {
         String::from_utf8(s.data.as_ref().unwrap()[k].0.clone()).unwrap()
@@ -258,7 +261,11 @@ async fn keys_written_through_the_connection_secret_come_back_from_the_downloade
         .bytes()
         .await
         .unwrap();
-    assert_eq!(Some(bytes.len() as i64), b.status.unwrap().size_bytes, "the size the status reports");
+    assert_eq!(
+        Some(bytes.len() as i64),
+        b.status.unwrap().size_bytes,
+        "the size the status reports"
+    );
     let dir = tempfile::tempdir().unwrap();
     let rdb = dir.path().join("dump.rdb");
     std::fs::write(&rdb, &bytes).unwrap();
