@@ -275,3 +275,55 @@ async fn keys_written_through_the_connection_secret_come_back_from_the_downloade
     assert_eq!(restored.get("greeting").await.as_deref(), Some("你好"));
     e.sim.shutdown().await;
 }
+
+/// Faults around `CreateBackup`: a busy instance (409) is retried until it is free; a create
+/// whose answer is lost (500 or a dropped connection) is resolved by the marker: one backup each.
+#[tokio::test]
+async fn a_busy_instance_is_waited_for_and_a_lost_answer_resolved_by_the_marker() {
+    let e = env("backup-faults", fast_sim()).await;
+    let _op = e.operator();
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    let uuid = running_instance(&e, "cache").await;
+    e.admin
+        .set_faults(json!({ "errors": { "CreateBackup": { "resourceInUse": 1.0 } } }))
+        .await;
+    create_backup(&e, "busy", json!({ "instanceRef": { "name": "cache" } })).await;
+    let b = wait_backup(&e, "busy", "Retrying", |b| {
+        reason(b, "Reconciling").as_deref() == Some("Retrying")
+    })
+    .await;
+    assert_eq!(reason(&b, "Synced").as_deref(), Some("CloudUnavailable"));
+    assert!(
+        b.status.unwrap().create_attempt.is_none(),
+        "a refused create leaves no intent"
+    );
+    e.admin.set_faults(json!({})).await;
+    wait_backup(&e, "busy", "Completed", |b| phase(b) == Some(BackupPhase::Completed)).await;
+    for (name, mode) in [("lost-500", "ServerError"), ("lost-drop", "Drop")] {
+        e.admin
+            .set_faults(json!({ "lostResponses": { "CreateBackup": { "rate": 1.0, "mode": mode } } }))
+            .await;
+        create_backup(&e, name, json!({ "instanceRef": { "name": "cache" } })).await;
+        // Lost at most once: the faults go once the create was carried out.
+        eventually("the create carried out", || async {
+            e.admin
+                .calls(
+                    "CreateBackup",
+                    &format!("lost_{}", if mode == "Drop" { "drop" } else { "5xx" }),
+                )
+                .await
+                >= 1
+        })
+        .await;
+        e.admin.set_faults(json!({})).await;
+        let b = wait_backup(&e, name, "Completed", |b| phase(b) == Some(BackupPhase::Completed)).await;
+        let marker = format!("{}]", b.uid().unwrap());
+        let ours = cloud_backups(&e, &uuid)
+            .await
+            .into_iter()
+            .filter(|c| c["Desc"].as_str().is_some_and(|d| d.ends_with(&marker)))
+            .count();
+        assert_eq!(ours, 1, "{name}: one cloud backup");
+    }
+    e.sim.shutdown().await;
+}

@@ -251,7 +251,9 @@ impl Soak {
             who = tracked.describe();
             let expected: &[&str] = match &tracked.class {
                 Class::Normal => &[],
-                Class::Rejected(_) => &[synced::CLOUD_REJECTED],
+                // Refused by the cloud, or, when the preflight could read the catalogue, before
+                // any order (paasGoodsId 999 is not offered).
+                Class::Rejected(_) => &[synced::CLOUD_REJECTED, synced::FLAVOR_NOT_AVAILABLE],
                 Class::SecretConflict => &[synced::SECRET_CONFLICT],
                 Class::Collider(_) => &[synced::INSTANCE_IN_USE],
                 Class::Adopter => &[

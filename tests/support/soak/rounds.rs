@@ -112,10 +112,9 @@ impl Soak {
             let Ok(o) = api.get(&key.1).await else { continue };
             let st = o.status.clone().unwrap_or_default();
             let reported = st.observed_generation == o.metadata.generation
-                && st
-                    .conditions
-                    .iter()
-                    .any(|c| c.type_ == "Synced" && c.reason == "CloudRejected");
+                && st.conditions.iter().any(|c| {
+                    c.type_ == "Synced" && ["CloudRejected", "FlavorNotAvailable"].contains(&c.reason.as_str())
+                });
             if !reported || o.metadata.deletion_timestamp.is_some() {
                 continue;
             }
