@@ -295,6 +295,7 @@ async fn control(
         let ctx = ctx.clone();
         tokio::spawn(async move { housekeeping(&ctx).await })
     };
+    let schedules = tokio::spawn(super::schedule::run(ctx.clone(), stop.clone()));
     let mapper_store = w.objects.clone();
     tracing::info!("starting the RedisInstance controller");
     Controller::for_stream(w.object_events, w.objects)
@@ -313,6 +314,7 @@ async fn control(
         })
         .await;
     housekeeping.abort();
+    schedules.abort();
 }
 
 /// Every 30 seconds, once the caches are synced: forgets objects deleted without a finalizer
