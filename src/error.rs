@@ -77,6 +77,12 @@ pub enum Error {
     /// A CDS call failed.
     #[error(transparent)]
     Cds(CdsError),
+    /// A `RedisBackup`'s backup is gone from the cloud (or never showed up after an accepted
+    /// create); it is not made again.
+    #[error(
+        "backup {0} is not listed by the cloud any more; it is not made again: delete this object (and make a new RedisBackup)"
+    )]
+    BackupNotFound(String),
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[source] kube::Error),
@@ -137,6 +143,7 @@ impl Error {
             Self::AmbiguousInstance { .. } => synced::AMBIGUOUS_INSTANCE,
             Self::InstanceNotFound(_) => synced::INSTANCE_NOT_FOUND,
             Self::ExternallyDeleted(_) => synced::EXTERNALLY_DELETED,
+            Self::BackupNotFound(_) => synced::BACKUP_NOT_FOUND,
             Self::InstanceInUse { .. } => synced::INSTANCE_IN_USE,
             Self::SecretConflict { .. } => synced::SECRET_CONFLICT,
             Self::Credentials(_) => synced::CREDENTIALS_MISSING,

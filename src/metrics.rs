@@ -40,6 +40,59 @@ struct PhaseLabels {
     phase: String,
 }
 
+/// A gauge per phase of one kind of object, and the phase each object is counted in.
+struct PhaseGauges {
+    family: Family<PhaseLabels, Gauge>,
+    phases: Mutex<HashMap<String, String>>,
+}
+
+impl PhaseGauges {
+    /// Registers `name`, with every one of `phases` a series from the start, at 0.
+    fn register(registry: &mut Registry, name: &str, help: &str, phases: &[&str]) -> Self {
+        let family = Family::<PhaseLabels, Gauge>::default();
+        registry.register(name, help, family.clone());
+        for phase in phases {
+            family.get_or_create(&PhaseLabels { phase: (*phase).into() }).set(0);
+        }
+        Self {
+            family,
+            phases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts object `uid` in `phase` (`None` when it is gone). Only the gauges of the old and
+    /// the new phase move: O(1) per reconcile.
+    fn set(&self, uid: &str, phase: Option<&str>) {
+        let mut phases = self.phases.lock().expect("not poisoned");
+        let previous = match phase {
+            Some(p) if phases.get(uid).is_some_and(|old| old == p) => return,
+            Some(p) => phases.insert(uid.to_owned(), p.to_owned()),
+            None => phases.remove(uid),
+        };
+        let gauge = |p: &str| self.family.get_or_create(&PhaseLabels { phase: p.into() }).clone();
+        if let Some(old) = previous {
+            gauge(&old).dec();
+        }
+        if let Some(new) = phase {
+            gauge(new).inc();
+        }
+    }
+}
+
+impl PhaseGauges {
+    /// Stops counting every object for which `alive` is false.
+    fn retain(&self, alive: impl Fn(&str) -> bool) {
+        let mut phases = self.phases.lock().expect("not poisoned");
+        phases.retain(|uid, phase| {
+            let keep = alive(uid);
+            if !keep {
+                self.family.get_or_create(&PhaseLabels { phase: phase.clone() }).dec();
+            }
+            keep
+        });
+    }
+}
+
 /// The operator's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -48,10 +101,10 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     cloud_calls: Family<CallLabels, Counter>,
     cloud_call_duration: Family<ActionLabels, Histogram>,
-    objects: Family<PhaseLabels, Gauge>,
+    objects: PhaseGauges,
+    backups: PhaseGauges,
     time_to_ready: Histogram,
     leader: Gauge,
-    phases: Mutex<HashMap<String, String>>,
 }
 
 impl Default for Metrics {
@@ -96,12 +149,18 @@ impl Metrics {
             "Latency of CDS API calls",
             cloud_call_duration.clone(),
         );
-        let objects = Family::<PhaseLabels, Gauge>::default();
-        registry.register("objects", "RedisInstance objects by phase", objects.clone());
-        for phase in ["Pending", "Creating", "Running", "Deleting", "Failed", "Unknown"] {
-            // Every phase is a series from the start, at 0.
-            objects.get_or_create(&PhaseLabels { phase: phase.into() }).set(0);
-        }
+        let objects = PhaseGauges::register(
+            &mut registry,
+            "objects",
+            "RedisInstance objects by phase",
+            &["Pending", "Creating", "Running", "Deleting", "Failed", "Unknown"],
+        );
+        let backups = PhaseGauges::register(
+            &mut registry,
+            "backups",
+            "RedisBackup objects by phase",
+            &["Pending", "Creating", "Completed", "Deleting", "Failed"],
+        );
         let time_to_ready = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register(
             "time_to_ready_seconds",
@@ -118,9 +177,9 @@ impl Metrics {
             cloud_calls,
             cloud_call_duration,
             objects,
+            backups,
             time_to_ready,
             leader,
-            phases: Mutex::new(HashMap::new()),
         }
     }
 
@@ -140,22 +199,19 @@ impl Metrics {
         self.reconcile_duration.observe(duration.as_secs_f64());
     }
 
-    /// Records the phase of object `uid` (`None` when it is gone).
+    /// Records the phase of `RedisInstance` `uid` (`None` when it is gone).
     pub fn set_phase(&self, uid: &str, phase: Option<&str>) {
-        let mut phases = self.phases.lock().expect("not poisoned");
-        // Only the gauges of the old and the new phase move: O(1) per reconcile.
-        let previous = match phase {
-            Some(p) if phases.get(uid).is_some_and(|old| old == p) => return,
-            Some(p) => phases.insert(uid.to_owned(), p.to_owned()),
-            None => phases.remove(uid),
-        };
-        let gauge = |p: &str| self.objects.get_or_create(&PhaseLabels { phase: p.into() }).clone();
-        if let Some(old) = previous {
-            gauge(&old).dec();
-        }
-        if let Some(new) = phase {
-            gauge(new).inc();
-        }
+        self.objects.set(uid, phase);
+    }
+
+    /// Records the phase of `RedisBackup` `uid` (`None` when it is gone).
+    pub fn set_backup_phase(&self, uid: &str, phase: Option<&str>) {
+        self.backups.set(uid, phase);
+    }
+
+    /// Drops the phase of every `RedisInstance` for which `alive` is false (objects gone unseen).
+    pub fn retain_phases(&self, alive: impl Fn(&str) -> bool) {
+        self.objects.retain(alive);
     }
 
     /// Records the time from creation to the first Ready.
@@ -206,6 +262,10 @@ mod tests {
         m.set_phase("b", Some("Running"));
         m.set_phase("b", None);
         m.set_phase("c", Some("Failed"));
+        m.set_backup_phase("a", Some("Creating"));
+        m.set_backup_phase("a", Some("Completed"));
+        m.set_backup_phase("d", Some("Pending"));
+        m.set_backup_phase("d", None);
         m.became_ready(Duration::from_secs(30));
         let text = m.encode();
         for line in [
@@ -216,6 +276,9 @@ mod tests {
             r#"cds_redis_objects{phase="Creating"} 0"#,
             r#"cds_redis_objects{phase="Failed"} 1"#,
             r#"cds_redis_objects{phase="Deleting"} 0"#,
+            r#"cds_redis_backups{phase="Completed"} 1"#,
+            r#"cds_redis_backups{phase="Creating"} 0"#,
+            r#"cds_redis_backups{phase="Pending"} 0"#,
             "cds_redis_time_to_ready_seconds_count 1",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");

@@ -1,8 +1,11 @@
 //! The CDS client against the simulator over real HTTP on 127.0.0.1: every action, every
 //! rejection, each fault mode, the Redis backend, the shared inventory and catalogue, the CLI,
-//! and the redaction of secrets.
+//! and the redaction of secrets; real backups and the backup commands in `cds_api/backups.rs`.
 
 mod support;
+
+#[path = "cds_api/backups.rs"]
+mod backups;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -740,6 +743,7 @@ fn simulator_help_documents_every_option() {
         "--admin",
         "--redis-backend",
         "--redis-server",
+        "--backup-dir",
         "--fault-error",
         "--fault-lost-response",
         "--fault-latency",

@@ -96,8 +96,8 @@ async fn samples_in_deploy_examples_are_accepted() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 7,
-        "expected the documented examples (00-05, 07), found {files:?}"
+        files.len() >= 8,
+        "expected the documented examples (00-07), found {files:?}"
     );
     let cp = control_plane::shared();
     // How many objects of each of our kinds the files hold (a file may hold several documents).

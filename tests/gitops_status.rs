@@ -26,6 +26,17 @@ use crate::support::repo_root as root;
 use crate::support::sim::{self, Admin, KEY_ID, KEY_SECRET};
 
 const CHECK_DIR: &str = "deploy/argocd/resource_customizations/cds.capitalonline.net/RedisInstance";
+/// Where the checks of every kind are, each in `<Kind>/`.
+const CHECKS: &str = "deploy/argocd/resource_customizations/cds.capitalonline.net";
+/// The kinds with a health check.
+const CHECKED_KINDS: [&str; 2] = ["RedisInstance", "RedisBackup"];
+
+/// The check directory of `obj`'s kind.
+fn check_dir(obj: &Value) -> std::path::PathBuf {
+    root()
+        .join(CHECKS)
+        .join(obj["kind"].as_str().unwrap_or("RedisInstance"))
+}
 
 // ---------------------------------------------------------------------------------------------
 // The tools
@@ -103,7 +114,7 @@ fn kstatus(obj: &Value) -> (String, String) {
 /// What Argo CD's application controller shows for `obj` with our health check configured:
 /// (status, message).
 fn argocd(obj: &Value) -> (String, String) {
-    let script = root().join(CHECK_DIR).join("health.lua");
+    let script = check_dir(obj).join("health.lua");
     let out: Value = serde_json::from_str(&run_tool(
         "argocd-health",
         &["eval", script.to_str().unwrap()],
@@ -276,7 +287,7 @@ fn shape(obj: &Value) -> (Value, bool, std::collections::BTreeSet<(String, Strin
 /// Asserts that the Argo CD check's `testdata/<file>` has the shape of the live `obj` at this
 /// phase: the upstream test cases are what the operator really writes.
 fn assert_testdata_like(phase: &str, obj: &Value, file: &str) {
-    let text = std::fs::read_to_string(root().join(CHECK_DIR).join("testdata").join(file)).unwrap();
+    let text = std::fs::read_to_string(check_dir(obj).join("testdata").join(file)).unwrap();
     let case: Value = serde_norway::from_str(&text).unwrap();
     assert_eq!(
         shape(&case),
@@ -393,6 +404,64 @@ async fn kstatus_and_argo_cd_follow_a_redis_instance_through_its_life() {
 
 /// Terminal failures are `Failed` / Degraded with their reason; a retryable one is
 /// `InProgress` / Progressing and becomes `Current` / Healthy once the cloud recovers.
+/// A `RedisBackup` through its life as kstatus and Argo CD see it: just applied, waiting for its
+/// instance, completed, deleting.
+#[tokio::test]
+async fn kstatus_and_argo_cd_follow_a_redis_backup() {
+    let e = env("gitops-backup", Duration::from_millis(500), Duration::from_millis(500)).await;
+    let client = e.cp.client().await;
+    let backups: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        &e.ns,
+        &ApiResource::erase::<cds_redis_operator::crd::backup::RedisBackup>(&()),
+    );
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    let backup: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisBackup",
+        "metadata": { "name": "nightly" }, "spec": { "instanceRef": { "name": "cache" } },
+    }))
+    .unwrap();
+    backups.create(&Default::default(), &backup).await.unwrap();
+    // Before the operator runs: the status default says "not observed yet".
+    let o = observe(&backups, "nightly", "the status default", |o| {
+        o["status"]["observedGeneration"] == 0
+    })
+    .await;
+    assert_tools(
+        "backup just applied",
+        &o,
+        ("InProgress", ""),
+        ("Progressing", "Waiting for the operator to observe the object"),
+    );
+    assert_testdata_like("backup just applied", &o, "progressing_just_applied.yaml");
+    let _op = e.operator();
+    let o = observe(&backups, "nightly", "Pending", |o| {
+        reason(o, "Reconciling").as_deref() == Some("Pending")
+    })
+    .await;
+    let why = message(&o, "Reconciling");
+    assert_tools(
+        "backup waiting for its instance",
+        &o,
+        ("InProgress", &why),
+        ("Progressing", &format!("Pending: {why}")),
+    );
+    e.create("cache", spec(json!({}))).await;
+    let o = observe(&backups, "nightly", "Completed", |o| {
+        condition(o, "Ready").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    let size = o["status"]["sizeBytes"].as_i64().unwrap();
+    assert_tools(
+        "backup completed",
+        &o,
+        ("Current", ""),
+        ("Healthy", &format!("Completed: {size} bytes")),
+    );
+    assert_testdata_like("backup completed", &o, "healthy.yaml");
+    e.sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn kstatus_reads_terminal_failures_as_failed_and_retryable_ones_as_in_progress() {
     let e = env("gitops-fail", Duration::from_millis(800), Duration::from_millis(500)).await;
@@ -617,19 +686,21 @@ async fn the_apiserver_serves_a_status_default_before_anything_writes_status() {
 /// application controller does, deletion rule included).
 #[test]
 fn argocd_health_check_passes_its_tests_in_argo_cds_own_code() {
-    let dir = root().join(CHECK_DIR);
     let cm = root().join("deploy/argocd/argocd-cm.yaml");
-    let out = Command::new(tools().join("argocd-health"))
-        .args(["test", dir.to_str().unwrap(), cm.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "Argo CD's evaluation of health_test.yaml:\n{text}"
-    );
-    assert!(text.contains(", 0 mismatches"), "{text}");
+    for kind in CHECKED_KINDS {
+        let dir = root().join(CHECKS).join(kind);
+        let out = Command::new(tools().join("argocd-health"))
+            .args(["test", dir.to_str().unwrap(), cm.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "Argo CD's evaluation of {kind}'s health_test.yaml:\n{text}"
+        );
+        assert!(text.contains(", 0 mismatches"), "{kind}: {text}");
+    }
 }
 
 /// `health_test.yaml` has a case for every phase, and a Degraded case for every terminal reason
@@ -668,7 +739,8 @@ fn argocd_health_tests_cover_every_phase_and_terminal_reason() {
     files.sort();
     assert_eq!(used, files, "every testdata file is a case, once");
 
-    for terminal in TERMINAL {
+    // BackupNotFound is a RedisBackup's only: its check has its own cases.
+    for terminal in TERMINAL.into_iter().filter(|r| *r != "BackupNotFound") {
         assert!(
             cases.iter().any(|(o, h)| {
                 o["metadata"]["deletionTimestamp"].is_null()
@@ -709,17 +781,19 @@ fn argocd_health_tests_cover_every_phase_and_terminal_reason() {
 /// `deploy/argocd/argocd-cm.yaml` embeds the check verbatim (`scripts/generate.sh` writes it).
 #[test]
 fn argocd_configmap_embeds_the_health_check() {
-    let lua = std::fs::read_to_string(root().join(CHECK_DIR).join("health.lua")).unwrap();
     let cm: Value =
         serde_norway::from_str(&std::fs::read_to_string(root().join("deploy/argocd/argocd-cm.yaml")).unwrap()).unwrap();
-    assert_eq!(
-        cm["data"]["resource.customizations.health.cds.capitalonline.net_RedisInstance"]
-            .as_str()
-            .unwrap()
-            .trim_end(),
-        lua.trim_end(),
-        "deploy/argocd/argocd-cm.yaml is stale: run scripts/generate.sh"
-    );
+    for kind in CHECKED_KINDS {
+        let lua = std::fs::read_to_string(root().join(CHECKS).join(kind).join("health.lua")).unwrap();
+        assert_eq!(
+            cm["data"][format!("resource.customizations.health.cds.capitalonline.net_{kind}")]
+                .as_str()
+                .unwrap()
+                .trim_end(),
+            lua.trim_end(),
+            "deploy/argocd/argocd-cm.yaml is stale: run scripts/generate.sh"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

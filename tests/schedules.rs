@@ -92,7 +92,9 @@ fn condition(s: &RedisBackupSchedule, type_: &str) -> Option<(String, String, St
 
 /// Marks a backup Completed and Ready through the status subresource, as the RedisBackup
 /// controller does once the cloud reports it finished: this test is about the schedule, and
-/// must not depend on that controller (or on the cloud's timing).
+/// does not rely on that controller (or on the cloud's timing). That controller runs in the same
+/// binary and, `cache` running in the simulator, completes these backups too: either way they
+/// end Completed.
 async fn complete(a: &Apis, name: &str) {
     let status = json!({ "status": {
         "phase": "Completed",

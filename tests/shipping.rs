@@ -268,6 +268,10 @@ async fn full_cycle(
     };
     // The connection Secret was written with the ServiceAccount's rights.
     assert!(secrets.get_opt("conn").await.unwrap().is_some());
+    // A backup of it: made, finished (its download Secret written) and deleted, with the same rights.
+    if !backup_cycle(&client, &work, deadline).await {
+        return (false, op.logs(), None);
+    }
     api.delete("r", &Default::default()).await.unwrap();
     while Instant::now() < deadline {
         if api.get_opt("r").await.unwrap().is_none() {
@@ -278,6 +282,34 @@ async fn full_cycle(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     (false, op.logs(), Some(ready_obj))
+}
+
+/// A `RedisBackup` of the instance `r` in `ns`: Completed, its download Secret written, then
+/// deleted; whether all of it happened before `deadline`.
+async fn backup_cycle(client: &kube::Client, ns: &str, deadline: Instant) -> bool {
+    use cds_redis_operator::crd::backup::{BackupPhase, RedisBackup};
+    let api: Api<RedisBackup> = Api::namespaced(client.clone(), ns);
+    let b: RedisBackup = serde_json::from_value(json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisBackup",
+        "metadata": { "name": "b" }, "spec": { "instanceRef": { "name": "r" }, "writeDownloadSecretToRef": { "name": "b-dl" } } }))
+    .unwrap();
+    api.create(&PostParams::default(), &b).await.unwrap();
+    let completed = |b: &RedisBackup| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed);
+    while !api.get("b").await.is_ok_and(|b| completed(&b)) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    assert!(secrets.get_opt("b-dl").await.unwrap().is_some());
+    api.delete("b", &Default::default()).await.unwrap();
+    while api.get_opt("b").await.unwrap().is_some() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    true
 }
 
 #[tokio::test]

@@ -4,12 +4,16 @@
 //! - [`wire`]: the API's JSON, parsed leniently;
 //! - [`error`]: one error type that knows what is retryable;
 //! - [`client`]: the HTTP edge (rate limit, timeouts, read retries);
+//! - [`backups`]: one shared backup listing per instance and poll period;
+//! - [`download`]: fetching a backup file from its (secret) download URL;
 //! - [`catalogue`]: flavor → `PaasGoodsId`, cached per region;
 //! - [`inventory`]: one shared listing per account and poll period;
 //! - [`preflight`]: whether an order can be placed, before it is.
 
+pub mod backups;
 pub mod catalogue;
 pub mod client;
+pub mod download;
 pub mod error;
 pub mod inventory;
 pub mod preflight;

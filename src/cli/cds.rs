@@ -1,12 +1,15 @@
 //! `cds-redis-operator cds ...`: look up regions, VDCs, flavors and instances of an account, for
 //! users filling in a `RedisInstance` and for support; `cds import` ([`super::import`]) writes
-//! the objects that adopt existing instances.
+//! the objects that adopt existing instances; `cds backups` and `cds backup ...`
+//! ([`super::backup`]) list, make, delete and download an instance's backups.
 
 use serde::Serialize;
 
 use crate::cds::catalogue::{Offer, offers};
+use crate::cds::download::DownloadError;
 use crate::cds::wire::{Instance, Region, Vdc};
 use crate::cds::{CdsClient, CdsError, InstanceFilter, VdcFilter};
+use crate::cli::backup::{self, BackupCommand};
 use crate::cli::import::{self, ImportArgs, ImportError};
 use crate::config::{CdsSettings, SettingsError};
 
@@ -55,6 +58,15 @@ pub enum CdsCommand {
     /// Per instance, a password Secret stub to fill in and a RedisInstance with its instanceUuid.
     /// Select the instances with exactly one of --uuid, --name, --tag or --all.
     Import(ImportArgs),
+    /// The backups of an instance: id, status, size, times and description.
+    Backups {
+        /// The instance's UUID.
+        #[arg(long)]
+        uuid: String,
+    },
+    /// Create, delete or download a backup of an instance.
+    #[command(subcommand)]
+    Backup(BackupCommand),
 }
 
 /// `cds` with its settings.
@@ -63,7 +75,8 @@ pub struct CdsArgs {
     /// What to look up.
     #[command(subcommand)]
     pub command: CdsCommand,
-    /// Output format (default: table; `import` prints YAML only).
+    /// Output format (default: table; `import` prints YAML only; for `backup download`, `-o`
+    /// names the file to write).
     #[arg(long, short = 'o', value_enum, global = true)]
     pub output: Option<Output>,
     /// Endpoint and credentials.
@@ -83,6 +96,9 @@ pub enum CdsCommandError {
     /// `cds import` printed nothing.
     #[error(transparent)]
     Import(#[from] ImportError),
+    /// `cds backup download` could not fetch or write the file.
+    #[error(transparent)]
+    Download(#[from] DownloadError),
 }
 
 /// Runs a `cds` command, printing to stdout.
@@ -100,6 +116,8 @@ async fn render(client: &CdsClient, command: &CdsCommand, format: Option<Output>
             None | Some(Output::Yaml) => import::run(client, args).await?,
             Some(_) => return Err(ImportError::Format.into()),
         },
+        CdsCommand::Backups { uuid } => backup::list(client, uuid, output).await?,
+        CdsCommand::Backup(command) => backup::run(client, command, output).await?,
         CdsCommand::Regions => format_out(output, &client.describe_regions().await?),
         CdsCommand::Vdcs { region } => {
             let filter = VdcFilter {
@@ -133,7 +151,7 @@ async fn render(client: &CdsClient, command: &CdsCommand, format: Option<Output>
 }
 
 /// A thing the CLI lists, as table rows.
-trait Tabular: Serialize {
+pub(super) trait Tabular: Serialize {
     /// The column titles.
     const HEADER: &'static [&'static str];
     /// The cells of its first (often only) row, in the order of [`Tabular::HEADER`].
@@ -227,7 +245,8 @@ impl Tabular for Instance {
     }
 }
 
-fn format_out<T: Tabular>(output: Output, items: &[T]) -> String {
+/// `items` as a table, JSON or YAML.
+pub(super) fn format_out<T: Tabular>(output: Output, items: &[T]) -> String {
     match output {
         Output::Json => serde_json::to_string_pretty(items).expect("serialisable") + "\n",
         Output::Yaml => serde_norway::to_string(items).expect("serialisable"),

@@ -1,8 +1,9 @@
 //! The command line of the `cds-redis-operator` binary: one subcommand per role. `run`, `crd`
 //! and `simulator` hand over to [`crate::controller`], [`crate::crd`] and [`crate::simulator`];
 //! `cds`, a front end of the CDS client for people, lives here ([`cds`], with `cds import` in
-//! [`import`]).
+//! [`import`] and the backup commands in [`backup`]).
 
+pub mod backup;
 pub mod cds;
 pub mod import;
 
@@ -30,7 +31,8 @@ pub enum Command {
     },
     /// Serve a local CDS Redis API (for tests, demos and GitOps dry runs).
     Simulator(Box<crate::simulator::SimulatorConfig>),
-    /// Inspect the CDS account (regions, VDCs, flavors, instances), or import its instances.
+    /// Inspect the CDS account (regions, VDCs, flavors, instances), import its instances, or
+    /// list, create, delete and download backups.
     Cds(Box<cds::CdsArgs>),
 }
 

@@ -14,6 +14,7 @@ const UNUSED_ACCOUNT_TTL: Duration = Duration::from_secs(3600);
 
 use secrecy::ExposeSecret as _;
 
+use crate::cds::backups::BackupListings;
 use crate::cds::catalogue::Catalogue;
 use crate::cds::client::{CallObserver, SendGate};
 use crate::cds::inventory::Inventory;
@@ -30,6 +31,8 @@ pub struct Account {
     pub catalogue: Catalogue,
     /// What the preflight of a create looked up.
     pub preflight: Preflight,
+    /// The shared backup listings, per instance.
+    pub backups: BackupListings,
 }
 
 /// How long an account's lookups are cached.
@@ -94,6 +97,7 @@ impl Accounts {
             inventory: Inventory::new(client.clone()),
             catalogue: Catalogue::new(self.ttls.catalogue),
             preflight: Preflight::new(self.ttls.preflight),
+            backups: BackupListings::default(),
             client,
         });
         accounts.insert(key, (account.clone(), now));

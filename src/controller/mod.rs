@@ -16,6 +16,7 @@
 
 pub mod accounts;
 pub mod act;
+pub mod backup;
 pub mod claims;
 pub mod context;
 mod create;

@@ -26,8 +26,37 @@ use crate::cds::Credentials;
 use crate::crd::{FIELD_MANAGER, FINALIZER, RedisInstance};
 use crate::error::Error;
 
-/// The data of a Secret, as fetched.
-pub type SecretData = BTreeMap<String, ByteString>;
+/// The data of a Secret, as fetched: its keys and values, sorted by key. A slice, not a
+/// `BTreeMap`: the Secrets the operator reads hold one to a few keys, and a `BTreeMap` allocates
+/// an 11-slot node (about 540 bytes) for its first key; the cache holds one password record per
+/// object (530 KiB of such nodes at 1,000 objects).
+#[derive(Debug, Default)]
+pub struct SecretData(Box<[(String, ByteString)]>);
+
+impl SecretData {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&ByteString> {
+        let i = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&BTreeMap<String, ByteString>> for SecretData {
+    fn from(data: &BTreeMap<String, ByteString>) -> Self {
+        // A BTreeMap iterates in key order: the slice is sorted.
+        Self(data.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
 
 /// Label on every Secret the operator writes.
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "cds-redis-operator");
@@ -37,6 +66,8 @@ pub const ROLE_LABEL: &str = "cds.capitalonline.net/role";
 pub const RECORD_ROLE: &str = "password-record";
 /// Role of the connection Secrets.
 pub const CONNECTION_ROLE: &str = "connection";
+/// Role of a backup's download Secrets.
+pub const DOWNLOAD_ROLE: &str = "backup-download";
 /// Finalizer on an account Secret while an object may still need it to delete its instance
 /// (contract, Ownership rule 4).
 pub const IN_USE_FINALIZER: &str = "cds.capitalonline.net/in-use";
@@ -115,7 +146,7 @@ impl SecretReader {
         let fetched = Arc::new(Fetched {
             controller: controller_uid(secret.owner_references()),
             resource_version: secret.resource_version().unwrap_or_default(),
-            data: secret.data.clone().unwrap_or_default(),
+            data: secret.data.as_ref().map(SecretData::from).unwrap_or_default(),
         });
         self.cache.lock().await.insert(key, fetched.clone());
         fetched
@@ -181,6 +212,31 @@ impl SecretReader {
         self.write_owned(obj, &record_name(obj), RECORD_ROLE, data).await
     }
 
+    /// Whether the Secret `name` in `obj`'s namespace exists, is controlled by `obj`, and holds
+    /// every one of `keys` (from the metadata cache and the data cache).
+    pub async fn has_own<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        name: &str,
+        keys: &[&str],
+    ) -> Result<bool, Error> {
+        let ns = obj.namespace().unwrap_or_default();
+        Ok(match self.get(&ns, name).await? {
+            Some(s) => s.controller.as_deref() == obj.uid().as_deref() && keys.iter().all(|k| s.data.get(k).is_some()),
+            None => false,
+        })
+    }
+
+    /// Writes a backup's download Secret `name` (never over a Secret that is not its own).
+    pub async fn write_download_secret<K: Resource<DynamicType = ()>>(
+        &self,
+        backup: &K,
+        name: &str,
+        data: BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        self.write_owned(backup, name, DOWNLOAD_ROLE, data).await
+    }
+
     /// Writes the connection Secret `name` with `data` unless it already holds exactly that.
     /// A Secret of that name that is not this object's own is never touched: `SecretConflict`.
     pub async fn ensure_connection_secret(
@@ -201,14 +257,19 @@ impl SecretReader {
 
     /// Creates `name`, or updates it if a fresh read shows it is controlled by `obj`; a Secret
     /// of that name owned by anyone else is a `SecretConflict`.
-    async fn write_owned(
+    async fn write_owned<K: Resource<DynamicType = ()>>(
         &self,
-        obj: &RedisInstance,
+        obj: &K,
         name: &str,
         role: &str,
         data: BTreeMap<String, String>,
     ) -> Result<(), Error> {
-        let ns = namespace(obj);
+        let ns = obj.namespace().unwrap_or_default();
+        // Which object a Secret is for: `cds.capitalonline.net/instance` or `.../backup`.
+        let owner_label = match K::kind(&()).as_ref() {
+            "RedisInstance" => "cds.capitalonline.net/instance",
+            _ => "cds.capitalonline.net/backup",
+        };
         let owner = obj
             .controller_owner_ref(&())
             .ok_or_else(|| Error::InvalidSpec("the object has no UID yet".into()))?;
@@ -218,7 +279,7 @@ impl SecretReader {
             "metadata": {
                 "name": name,
                 "namespace": ns,
-                "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1, ROLE_LABEL: role, "cds.capitalonline.net/instance": obj.name_any() },
+                "labels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1, ROLE_LABEL: role, owner_label: obj.name_any() },
                 "ownerReferences": [owner],
             },
             "type": "Opaque",
@@ -373,7 +434,24 @@ fn holders(objects: &Store<RedisInstance>, released: &HashSet<String>, ns: &str,
 /// object nor a user's Secret named after the object can collide with it by accident; one made
 /// on purpose is never written into (`SecretConflict`).
 pub fn record_name(obj: &RedisInstance) -> String {
-    format!("cdsredis-password-{}", obj.uid().unwrap_or_default())
+    format!("{RECORD_PREFIX}{}", obj.uid().unwrap_or_default())
+}
+
+/// The name of a password record less its owner's UID.
+const RECORD_PREFIX: &str = "cdsredis-password-";
+
+/// Whether `secret` is the password record of the `RedisInstance` that owns it: named after
+/// that owner's UID ([`record_name`]). Told by name, not by the role label, because the store
+/// keeps no labels.
+fn is_record(secret: &PartialObjectMeta<Secret>) -> bool {
+    let name = secret.name_any();
+    let Some(uid) = name.strip_prefix(RECORD_PREFIX) else {
+        return false;
+    };
+    secret
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == "RedisInstance" && o.uid == uid)
 }
 
 fn namespace(obj: &RedisInstance) -> String {
@@ -400,7 +478,7 @@ pub fn referencing(
         .collect();
     // A password record concerns its owner only: no scan of every object for each of the
     // thousands of records written during a large rollout.
-    if secret.labels().get(ROLE_LABEL).is_some_and(|r| r == RECORD_ROLE) {
+    if is_record(secret) {
         return out;
     }
     for obj in instances.state() {
@@ -418,4 +496,62 @@ pub fn referencing(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_data_is_looked_up_by_key() {
+        let map = BTreeMap::from([
+            ("password".to_owned(), ByteString(b"p".to_vec())),
+            ("accessKeyId".to_owned(), ByteString(b"id".to_vec())),
+            ("accessKeySecret".to_owned(), ByteString(b"s".to_vec())),
+        ]);
+        let data = SecretData::from(&map);
+        assert_eq!(data.len(), 3);
+        for (k, v) in &map {
+            assert_eq!(data.get(k), Some(v), "{k}");
+        }
+        assert_eq!(data.get("pass"), None);
+        assert!(SecretData::default().get("password").is_none());
+        assert!(same_data(
+            &data,
+            &BTreeMap::from([
+                ("password".to_owned(), "p".to_owned()),
+                ("accessKeyId".to_owned(), "id".to_owned()),
+                ("accessKeySecret".to_owned(), "s".to_owned()),
+            ])
+        ));
+        assert!(!same_data(
+            &data,
+            &BTreeMap::from([("password".to_owned(), "p".to_owned())])
+        ));
+    }
+
+    fn secret_meta(name: &str, owner: Option<(&str, &str)>) -> PartialObjectMeta<Secret> {
+        let owners: Vec<serde_json::Value> = owner
+            .map(|(kind, uid)| json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": kind, "name": "r", "uid": uid, "controller": true }))
+            .into_iter()
+            .collect();
+        serde_json::from_value(json!({ "metadata": { "name": name, "namespace": "ns", "ownerReferences": owners } }))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_password_record_is_told_by_its_name_and_owner() {
+        assert!(is_record(&secret_meta(
+            "cdsredis-password-u1",
+            Some(("RedisInstance", "u1"))
+        )));
+        for (name, owner) in [
+            ("cdsredis-password-u1", Some(("RedisInstance", "u2"))),
+            ("cdsredis-password-u1", Some(("Deployment", "u1"))),
+            ("cdsredis-password-u1", None),
+            ("pw", Some(("RedisInstance", "u1"))),
+        ] {
+            assert!(!is_record(&secret_meta(name, owner)), "{name} {owner:?}");
+        }
+    }
 }

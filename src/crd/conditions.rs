@@ -70,13 +70,16 @@ pub mod synced {
     pub const NETWORK_NOT_FOUND: &str = "NetworkNotFound";
     /// The private network has no free IP address (preflight; retried, IPs may be freed).
     pub const NETWORK_FULL: &str = "NetworkFull";
+    /// A `RedisBackup`'s recorded backup is gone from the cloud (or never showed up after the
+    /// cloud accepted the create).
+    pub const BACKUP_NOT_FOUND: &str = "BackupNotFound";
     /// The replica lost the leader lease mid-reconcile (never written: it stops writing).
     pub const NOT_LEADER: &str = "NotLeader";
 
     /// The reasons only a change of the object, its Secrets or the cloud by a person can clear:
     /// the object is `Stalled`, and nothing is retried on its own. Every other failure reason is
     /// retried with backoff. The one list, used by the error type, the status and the soak.
-    pub const TERMINAL: [&str; 14] = [
+    pub const TERMINAL: [&str; 15] = [
         SECRET_NOT_FOUND,
         SECRET_KEY_MISSING,
         INVALID_SPEC,
@@ -91,12 +94,25 @@ pub mod synced {
         REGION_NOT_ON_SALE,
         VDC_NOT_FOUND,
         NETWORK_NOT_FOUND,
+        BACKUP_NOT_FOUND,
     ];
 
     /// Whether `reason` is terminal (see [`TERMINAL`]).
     pub fn is_terminal(reason: &str) -> bool {
         TERMINAL.contains(&reason)
     }
+}
+
+/// Reasons of a `RedisBackup`'s conditions beyond the shared ones.
+pub mod backup {
+    /// `Ready`: the cloud reports the backup finished.
+    pub const COMPLETED: &str = "Completed";
+    /// `Ready` and `Reconciling`: the backup waits for its `RedisInstance` to run.
+    pub const PENDING: &str = "Pending";
+    /// `Synced`: the named `RedisInstance` does not exist (yet); the backup waits for it.
+    pub const INSTANCE_NOT_FOUND: &str = "InstanceNotFound";
+    /// `Synced`: the `RedisInstance` exists but is not running yet; the backup waits for it.
+    pub const INSTANCE_NOT_READY: &str = "InstanceNotReady";
 }
 
 /// Reasons of the `Reconciling` condition.

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::api::now_ms;
 use super::faults::Faults;
-use super::{Sim, state};
+use super::{Core, Sim, state};
 
 /// The admin routes.
 pub(super) fn routes() -> Router<Arc<Sim>> {
@@ -46,6 +46,7 @@ async fn admin_instances(State(sim): State<Arc<Sim>>) -> Response {
     for uuid in gone {
         sim.stop_redis(&uuid).await;
     }
+    sim.remove_dropped_backup_files().await;
     let core = sim.core.lock().await;
     let list: Vec<AdminInstance<'_>> = core
         .cloud
@@ -56,13 +57,14 @@ async fn admin_instances(State(sim): State<Arc<Sim>>) -> Response {
     Json(json!({ "instances": list })).into_response()
 }
 
-/// Removes an instance at once, as if someone deleted it outside the operator.
+/// Removes an instance at once, with its backups, as if someone deleted it outside the operator.
 async fn admin_vanish(State(sim): State<Arc<Sim>>, Path(uuid): Path<String>) -> Response {
     if let Some(r) = admin_off(&sim) {
         return r;
     }
-    let removed = sim.core.lock().await.cloud.instances.remove(&uuid).is_some();
+    let removed = sim.core.lock().await.cloud.remove_instance(&uuid).is_some();
     sim.stop_redis(&uuid).await;
+    sim.remove_dropped_backup_files().await;
     sim.persist().await;
     if removed {
         StatusCode::NO_CONTENT.into_response()
@@ -132,14 +134,15 @@ async fn admin_set_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Faults
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Forgets every instance, call count and fault.
+/// Forgets every instance (and backup file), call count and fault.
 async fn admin_reset(State(sim): State<Arc<Sim>>) -> Response {
     if let Some(r) = admin_off(&sim) {
         return r;
     }
     {
         let mut core = sim.core.lock().await;
-        core.cloud = core.pristine.clone();
+        let Core { cloud, pristine, .. } = &mut *core;
+        cloud.reset_to(pristine);
         core.calls.clear();
         core.calls_by_key.clear();
         core.writes.clear();
@@ -149,6 +152,7 @@ async fn admin_reset(State(sim): State<Arc<Sim>>) -> Response {
     if let Some(r) = &sim.redis {
         r.lock().await.stop_all().await;
     }
+    sim.remove_dropped_backup_files().await;
     sim.persist().await;
     StatusCode::NO_CONTENT.into_response()
 }

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{Method as HttpMethod, StatusCode, Uri};
+use axum::http::{HeaderMap, Method as HttpMethod, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::faults::LostMode;
 use super::log::WriteRecord;
-use super::state::Cloud;
+use super::state::{Cloud, DownloadRoutes};
 use super::{ApiError, DropConnection, Sim, auth};
 use crate::cds::signer::Method;
 use crate::cds::wire::{CreateInstanceRequest, Envelope};
@@ -33,6 +33,7 @@ pub(super) async fn api(
     State(sim): State<Arc<Sim>>,
     method: HttpMethod,
     uri: Uri,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let method = match method {
@@ -58,7 +59,8 @@ pub(super) async fn api(
         return error_response(&ApiError::new(inj.status, inj.code, "injected fault"));
     }
     let service = Service::of(uri.path());
-    let result = sim.execute(service, method, &verified, &body, &mut write).await;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let result = sim.execute(service, method, &verified, &body, host, &mut write).await;
     let mut core = sim.core.lock().await;
     let env = match result {
         Err(e) => {
@@ -211,18 +213,31 @@ impl Params<'_> {
     }
 }
 
-/// What carrying out a call asks of the simulator beyond its answer: instances to back with a
-/// `redis-server`, with their password.
-type ToBack = Option<(Vec<String>, String)>;
+/// What carrying out a call asks of the simulator beyond its answer (with `--redis-backend`).
+enum FollowUp {
+    /// Nothing.
+    None,
+    /// New instances to back with a `redis-server`, and their password.
+    BackWithRedis(Vec<String>, String),
+    /// A new backup to take the snapshot of.
+    Snapshot {
+        /// The instance.
+        uuid: String,
+        /// The backup.
+        backup_id: String,
+    },
+}
 
 impl Sim {
-    /// Carries out a verified call on the state.
+    /// Carries out a verified call on the state. `host` is the `Host` the call was sent to, the
+    /// authority of the download URLs the simulator gives out.
     pub(super) async fn execute(
         &self,
         service: Service,
         method: Method,
         req: &auth::Verified,
         body: &[u8],
+        host: Option<&str>,
         write: &mut Option<WriteRecord>,
     ) -> Result<Envelope, ApiError> {
         let action = Action::parse(&req.action)?;
@@ -244,7 +259,8 @@ impl Sim {
             body: (method == Method::Post).then(|| parse_body(body)).transpose()?,
         };
         let now = now_ms();
-        let (gone_before, result) = {
+        let authority = self.download_authority(host);
+        let (gone_before, result, dropped) = {
             let mut core = self.core.lock().await;
             let gone = core.cloud.advance(now);
             if let Some(w) = write.as_mut() {
@@ -256,15 +272,20 @@ impl Sim {
                 visibility_lag_ms: faults.visibility_lag_ms as i64,
                 show_deleting: !faults.hide_deleting_status,
                 redis_backed: self.redis.is_some(),
+                downloads: authority.as_deref().map(|authority| DownloadRoutes { authority }),
             };
-            (gone, carry_out(&mut core.cloud, action, &params, &options))
+            let result = carry_out(&mut core.cloud, action, &params, &options);
+            (gone, result, core.cloud.take_dropped_files())
         };
         for uuid in gone_before {
             self.stop_redis(&uuid).await;
         }
-        let (envelope, to_back) = result?;
-        if let Some((uuids, password)) = to_back {
-            self.back_with_redis(uuids, &password).await;
+        self.remove_backup_files(dropped).await;
+        let (envelope, follow_up) = result?;
+        match follow_up {
+            FollowUp::None => {}
+            FollowUp::BackWithRedis(uuids, password) => self.back_with_redis(uuids, &password).await,
+            FollowUp::Snapshot { uuid, backup_id } => self.snapshot_backup(&uuid, &backup_id).await,
         }
         Ok(envelope)
     }
@@ -319,31 +340,33 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// How a call is carried out: its time, and the faults that shape what the cloud shows.
-struct CallOptions {
+struct CallOptions<'a> {
     now: i64,
     visibility_lag_ms: i64,
     show_deleting: bool,
     redis_backed: bool,
+    /// Where backup files are served (`--redis-backend`).
+    downloads: Option<DownloadRoutes<'a>>,
 }
 
-/// Carries out `action` on `cloud`: the answer, and the instances to back with redis-server.
+/// Carries out `action` on `cloud`: the answer, and what the simulator must do next.
 fn carry_out(
     cloud: &mut Cloud,
     action: Action,
     p: &Params<'_>,
-    o: &CallOptions,
-) -> Result<(Envelope, ToBack), ApiError> {
+    o: &CallOptions<'_>,
+) -> Result<(Envelope, FollowUp), ApiError> {
     let uuid = p.str("InstanceUuid");
     let uuid = uuid.as_deref();
-    let done = |task: String| (Envelope::success(json!({}), task), None);
-    fn answer(data: impl serde::Serialize) -> (Envelope, ToBack) {
-        (Envelope::success(data, ""), None)
+    let done = |task: String| (Envelope::success(json!({}), task), FollowUp::None);
+    fn answer(data: impl serde::Serialize) -> (Envelope, FollowUp) {
+        (Envelope::success(data, ""), FollowUp::None)
     }
     match action {
         Action::DescribeVdc => cloud.describe_vdcs(p.query).map(|page| {
             let mut env = Envelope::success(&page.vdcs, "");
             (env.page_number, env.page_count) = (Some(page.page_number), Some(page.page_count));
-            (env, None)
+            (env, FollowUp::None)
         }),
         Action::DescribeRegins => Ok(answer(&cloud.regions)),
         Action::DescribeAvailableDBConfig => cloud.describe_config(p.str("RegionId").as_deref()).map(answer),
@@ -352,16 +375,33 @@ fn carry_out(
             let create: CreateInstanceRequest = serde_json::from_value(p.body.clone().unwrap_or_default())
                 .map_err(|e| ApiError::bad_request("InvalidParameter", format!("bad body: {e}")))?;
             let created = cloud.create(&create, o.now, o.visibility_lag_ms)?;
-            let to_back = o.redis_backed.then(|| (created.uuids.clone(), create.password.clone()));
-            let env = Envelope::success(json!({ "InstancesUuid": created.uuids }), created.task_id);
-            Ok((env, to_back))
+            let env = Envelope::success(json!({ "InstancesUuid": &created.uuids }), created.task_id);
+            let follow_up = if o.redis_backed {
+                FollowUp::BackWithRedis(created.uuids, create.password)
+            } else {
+                FollowUp::None
+            };
+            Ok((env, follow_up))
         }
         Action::DeleteDBInstance => cloud.delete(uuid, o.now, o.show_deleting).map(done),
         Action::DescribeBackups => cloud.backups(uuid).map(answer),
-        Action::DownloadBackup => cloud.download_backup(uuid, p.str("BackupId").as_deref()).map(answer),
-        Action::CreateBackup => cloud
-            .create_backup(uuid, &p.str("Desc").unwrap_or_default(), o.now)
-            .map(done),
+        Action::DownloadBackup => cloud
+            .download_backup(uuid, p.str("BackupId").as_deref(), o.downloads)
+            .map(answer),
+        Action::CreateBackup => {
+            let desc = p.str("Desc").unwrap_or_default();
+            let created = cloud.create_backup(uuid, &desc, o.now, o.redis_backed)?;
+            let follow_up = if o.redis_backed {
+                let uuid = uuid.unwrap_or_default().to_owned();
+                FollowUp::Snapshot {
+                    uuid,
+                    backup_id: created.backup_id,
+                }
+            } else {
+                FollowUp::None
+            };
+            Ok((Envelope::success(json!({}), created.task_id), follow_up))
+        }
         Action::DeleteBackup => cloud.delete_backup(uuid, p.str("BackupId").as_deref(), o.now).map(done),
     }
 }

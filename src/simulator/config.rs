@@ -67,6 +67,15 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The backup directory of `--redis-backend` cannot be created.
+    #[error("cannot create the backup directory {}", path.display())]
+    BackupDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The address cannot be listened on.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -135,6 +144,10 @@ pub struct SimulatorConfig {
     /// The redis-server binary for --redis-backend.
     #[arg(long, default_value = "redis-server")]
     pub redis_server: String,
+    /// Where --redis-backend keeps backup files, one per backup (default: STATE.backups/ beside
+    /// --state-file, else a temporary directory removed at shutdown).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
     /// Inject errors: ACTION=KIND:RATE, KIND one of internal (500), in-use (409), throttle
     /// (429), invalid (400 InvalidParameter, final); ACTION may be * (repeatable). Example:
     /// CreateDBInstance=internal:0.2
@@ -173,6 +186,7 @@ impl SimulatorConfig {
             admin: true,
             redis_backend: false,
             redis_server: "redis-server".into(),
+            backup_dir: None,
             fault_errors: vec![],
             fault_lost_responses: vec![],
             fault_latency: Duration::ZERO,
@@ -213,6 +227,16 @@ impl SimulatorConfig {
             cloud.delays = delays;
         }
         Ok((cloud, pristine))
+    }
+
+    /// Where backup files are kept: `--backup-dir`, else beside the state file (so they last as
+    /// long as the state that lists them), else in `work`, the backend's temporary directory.
+    pub(super) fn backup_dir(&self, work: &std::path::Path) -> PathBuf {
+        match (&self.backup_dir, &self.state_file) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(state)) => state.with_extension("backups"),
+            (None, None) => work.join("backups"),
+        }
     }
 
     pub(super) fn faults(&self) -> Result<Faults, StartError> {

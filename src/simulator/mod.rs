@@ -2,8 +2,9 @@
 //!
 //! Speaks the documented API on `/redis/` (and `/redis`), and `DescribeVdc` on `/network/`, with the documented envelopes, codes and
 //! asynchrony, checks signatures like the cloud, injects faults on demand, can back each instance
-//! with a real `redis-server`, and exposes its state on an unsigned admin endpoint (`/admin/`,
-//! off unless enabled) for tests.
+//! with a real `redis-server` (whose snapshots make real backups, served for download by
+//! `backups.rs`), and exposes its state on an unsigned admin endpoint (`/admin/`, off unless
+//! enabled) for tests.
 //!
 //! Pipeline of one API call: verify the signature ([`auth`]) → count it → injected latency and
 //! errors ([`faults`]) → carry it out on the [`state`] → maybe lose the answer → persist.
@@ -11,6 +12,7 @@
 mod admin;
 mod api;
 pub mod auth;
+mod backups;
 mod config;
 pub mod faults;
 mod log;
@@ -70,12 +72,16 @@ impl ApiError {
 }
 
 struct Sim {
+    /// The address it listens on.
+    addr: SocketAddr,
     keys: HashMap<String, SecretString>,
     skew: Duration,
     admin: bool,
     state_file: Option<PathBuf>,
     core: Mutex<Core>,
     redis: Option<Mutex<redis::RedisBackend>>,
+    /// Where backup files are kept (with `redis`).
+    backup_dir: Option<PathBuf>,
 }
 
 struct Core {
@@ -109,13 +115,19 @@ impl RunningSimulator {
         format!("http://{}", self.addr)
     }
 
-    /// Stops serving and stops every redis-server.
+    /// Stops serving, stops every redis-server and removes their working directory (and the
+    /// backup directory, when it is the default one inside it).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
         if let Some(r) = &self.sim.redis {
-            r.lock().await.stop_all().await;
+            r.lock().await.shutdown().await;
         }
+    }
+
+    /// The directory backup files are kept in (with `--redis-backend`).
+    pub fn backup_dir(&self) -> Option<&std::path::Path> {
+        self.sim.backup_dir.as_deref()
     }
 
     /// Waits until the server stops (it runs until [`RunningSimulator::shutdown`]).
@@ -127,33 +139,15 @@ impl RunningSimulator {
 /// Starts the simulator on `config.listen`.
 pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, StartError> {
     let keys = config.keys()?;
-    let (cloud, pristine) = config.clouds()?;
-    let redis = if config.redis_backend {
-        let backend = redis::RedisBackend::new(&config.redis_server);
-        backend.check().await.map_err(|source| StartError::RedisBackend {
-            binary: config.redis_server.clone(),
-            source,
-        })?;
-        Some(Mutex::new(backend))
+    let faults = FaultInjector::new(config.faults()?, config.seed);
+    let (mut cloud, pristine) = config.clouds()?;
+    cloud.fail_pending_snapshots();
+    let (redis, backup_dir) = if config.redis_backend {
+        let (backend, dir) = redis_backend(&config).await?;
+        (Some(Mutex::new(backend)), Some(dir))
     } else {
-        None
+        (None, None)
     };
-    let sim = Arc::new(Sim {
-        keys,
-        skew: config.timestamp_skew,
-        admin: config.admin,
-        state_file: config.state_file.clone(),
-        core: Mutex::new(Core {
-            cloud,
-            pristine,
-            nonces: auth::NonceCache::default(),
-            faults: FaultInjector::new(config.faults()?, config.seed),
-            calls: BTreeMap::new(),
-            calls_by_key: BTreeMap::new(),
-            writes: Vec::new(),
-        }),
-        redis,
-    });
     let listen_error = |source| StartError::Listen {
         addr: config.listen,
         source,
@@ -162,6 +156,24 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, StartErr
         .await
         .map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
+    let sim = Arc::new(Sim {
+        addr,
+        keys,
+        skew: config.timestamp_skew,
+        admin: config.admin,
+        state_file: config.state_file.clone(),
+        core: Mutex::new(Core {
+            cloud,
+            pristine,
+            nonces: auth::NonceCache::default(),
+            faults,
+            calls: BTreeMap::new(),
+            calls_by_key: BTreeMap::new(),
+            writes: Vec::new(),
+        }),
+        redis,
+        backup_dir,
+    });
     let router = router(sim.clone());
     let (shutdown, mut stop) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -183,6 +195,24 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, StartErr
         task,
         sim,
     })
+}
+
+/// The redis-server backend, checked, and the backup directory, created.
+async fn redis_backend(config: &SimulatorConfig) -> Result<(redis::RedisBackend, PathBuf), StartError> {
+    let unusable = |source| StartError::RedisBackend {
+        binary: config.redis_server.clone(),
+        source,
+    };
+    let backend = redis::RedisBackend::new(&config.redis_server).map_err(unusable)?;
+    backend.check().await.map_err(unusable)?;
+    let dir = config.backup_dir(backend.work_dir());
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|source| StartError::BackupDir {
+            path: dir.clone(),
+            source,
+        })?;
+    Ok((backend, dir))
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, router: Router) {
@@ -212,6 +242,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/network", get(api).post(api))
         .route("/network/", get(api).post(api))
         .merge(admin::routes())
+        .merge(backups::routes())
         .with_state(sim)
 }
 

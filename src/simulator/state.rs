@@ -1,14 +1,17 @@
 //! The simulated cloud: regions, catalogues, instances and backups, and the rules the real API
 //! applies to them. Pure: every operation takes the current time in milliseconds, so delays are
-//! deterministic in tests.
+//! deterministic in tests. The backup actions and the files of real backups live in `state/backups.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+mod backups;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use crate::cds::catalogue::offers;
 use crate::cds::wire::{self, Backup, CreateInstanceRequest, DbConfig, Instance, Region, Tag, Vdc};
+pub use backups::{BACKUP_FAILED, BACKUP_FINISHED, BACKUP_RUNNING, BackupFile, CreatedBackup, DownloadRoutes};
 
 /// How long the cloud takes for its asynchronous work.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -67,6 +70,17 @@ pub struct Cloud {
     /// The account's tags: `TagID` by `TagName`, given out as creates name them.
     #[serde(default)]
     pub tag_ids: BTreeMap<String, i64>,
+    /// The files of real backups (`--redis-backend`) by their download token, which is valid
+    /// while the backup exists.
+    #[serde(default)]
+    pub backup_files: BTreeMap<String, BackupFile>,
+    /// Backups waiting for their snapshot (`--redis-backend`), by id: they finish only once they
+    /// have their file.
+    #[serde(default)]
+    pub pending_snapshots: BTreeSet<String>,
+    /// Files of backups that no longer exist, for the server to remove (never persisted).
+    #[serde(skip)]
+    pub dropped_files: Vec<String>,
 }
 
 /// What a create made.
@@ -107,10 +121,14 @@ impl Cloud {
             delays,
             max_amount,
             tag_ids: BTreeMap::new(),
+            backup_files: BTreeMap::new(),
+            pending_snapshots: BTreeSet::new(),
+            dropped_files: vec![],
         }
     }
 
-    /// Moves asynchronous work forward to `now`; returns the UUIDs of instances that vanished.
+    /// Moves asynchronous work forward to `now`; returns the UUIDs of instances that vanished
+    /// (the files of their backups are dropped with them).
     pub fn advance(&mut self, now: i64) -> Vec<String> {
         let mut gone = vec![];
         for (uuid, inst) in &mut self.instances {
@@ -123,18 +141,30 @@ impl Cloud {
                 gone.push(uuid.clone());
             }
             for b in &mut inst.backups {
-                if b.status == "running" && inst.busy_until_ms <= now {
-                    b.status = "finished".into();
+                let snapshot_taken = !self.pending_snapshots.contains(&b.backup_id);
+                if b.status == BACKUP_RUNNING && inst.busy_until_ms <= now && snapshot_taken {
+                    b.status = BACKUP_FINISHED.into();
                     b.end_time = format_created(now);
                 }
             }
         }
         for uuid in &gone {
-            if let Some(inst) = self.instances.remove(uuid) {
+            if let Some(inst) = self.remove_instance(uuid) {
                 self.use_ips(&inst.listed.vdc_id, &inst.base_pipe_id, 1);
             }
         }
         gone
+    }
+
+    /// Removes an instance at once, with its backups and their files (its IP is not given back:
+    /// [`Cloud::advance`] does that for a deleted instance).
+    pub fn remove_instance(&mut self, uuid: &str) -> Option<SimInstance> {
+        let inst = self.instances.remove(uuid)?;
+        for b in &inst.backups {
+            self.pending_snapshots.remove(&b.backup_id);
+        }
+        self.drop_files(uuid, None);
+        Some(inst)
     }
 
     fn task(&mut self) -> String {
@@ -357,66 +387,6 @@ impl Cloud {
         self.advance(now);
         Ok(task)
     }
-
-    /// `DescribeBackups`.
-    pub fn backups(&mut self, uuid: Option<&str>) -> Result<Vec<Backup>, ApiError> {
-        Ok(self.instance_mut(uuid)?.backups.clone())
-    }
-
-    /// `DownloadBackup`.
-    pub fn download_backup(&mut self, uuid: Option<&str>, backup_id: Option<&str>) -> Result<Backup, ApiError> {
-        let inst = self.instance_mut(uuid)?;
-        let backup_id = required(backup_id, "BackupId")?;
-        let b = inst
-            .backups
-            .iter()
-            .find(|b| b.backup_id == backup_id)
-            .ok_or_else(|| ApiError::new(404, "ResourceNotFound", format!("backup {backup_id} does not exist")))?;
-        let mut b = b.clone();
-        b.backup_download_url = format!("https://backup.example.invalid/{}/{}.rdb", b.instance_id, b.backup_id);
-        b.backup_intranet_download_url = format!("http://10.0.0.1/backup/{}/{}.rdb", b.instance_id, b.backup_id);
-        Ok(b)
-    }
-
-    /// `CreateBackup`: needs a running, idle instance; holds it for the backup delay.
-    pub fn create_backup(&mut self, uuid: Option<&str>, desc: &str, now: i64) -> Result<String, ApiError> {
-        let delay = self.delays.backup_ms;
-        let inst = self.instance_mut(uuid)?;
-        Self::busy_check(inst, now)?;
-        inst.busy_until_ms = now + delay;
-        let backup = Backup {
-            backup_id: uuid::Uuid::new_v4().to_string(),
-            backup_mode: "manual".into(),
-            backup_size: Some(inst.listed.ram.unwrap_or(0) * 1024),
-            backup_type: "full-backup".into(),
-            desc: desc.into(),
-            start_time: format_created(now),
-            instance_id: inst.listed.instance_uuid.clone(),
-            status: "running".into(),
-            ..Default::default()
-        };
-        inst.backups.push(backup);
-        let task = self.task();
-        self.advance(now);
-        Ok(task)
-    }
-
-    /// `DeleteBackup`.
-    pub fn delete_backup(&mut self, uuid: Option<&str>, backup_id: Option<&str>, now: i64) -> Result<String, ApiError> {
-        let inst = self.instance_mut(uuid)?;
-        let backup_id = required(backup_id, "BackupId")?;
-        Self::busy_check(inst, now)?;
-        let before = inst.backups.len();
-        inst.backups.retain(|b| b.backup_id != backup_id);
-        if inst.backups.len() == before {
-            return Err(ApiError::new(
-                404,
-                "ResourceNotFound",
-                format!("backup {backup_id} does not exist"),
-            ));
-        }
-        Ok(self.task())
-    }
 }
 
 fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, ApiError> {
@@ -615,12 +585,12 @@ mod tests {
         let mut c = cloud();
         let uuid = c.create(&req(), 0, 0).unwrap().uuids[0].clone();
         c.advance(1000);
-        c.create_backup(Some(&uuid), "nightly", 1000).unwrap();
+        c.create_backup(Some(&uuid), "nightly", 1000, false).unwrap();
         assert_eq!(c.delete(Some(&uuid), 1050, true).unwrap_err().code, "ResourceInUse");
         c.advance(1100);
         let b = c.backups(Some(&uuid)).unwrap();
         assert_eq!((b.len(), b[0].status.as_str()), (1, "finished"));
-        let d = c.download_backup(Some(&uuid), Some(&b[0].backup_id)).unwrap();
+        let d = c.download_backup(Some(&uuid), Some(&b[0].backup_id), None).unwrap();
         assert!(!d.backup_download_url.is_empty());
         c.delete_backup(Some(&uuid), Some(&b[0].backup_id), 1100).unwrap();
         assert_eq!(
@@ -629,6 +599,106 @@ mod tests {
                 .code,
             "ResourceNotFound"
         );
+    }
+
+    fn running_instance(c: &mut Cloud) -> String {
+        let uuid = c.create(&req(), 0, 0).unwrap().uuids[0].clone();
+        c.advance(1000);
+        uuid
+    }
+
+    fn file_of(uuid: &str, backup_id: &str) -> BackupFile {
+        BackupFile {
+            instance_uuid: uuid.into(),
+            backup_id: backup_id.into(),
+            file_name: format!("{backup_id}.rdb"),
+        }
+    }
+
+    #[test]
+    fn a_real_backup_finishes_only_with_its_file_and_reports_its_size() {
+        let mut c = cloud();
+        let uuid = running_instance(&mut c);
+        let created = c.create_backup(Some(&uuid), "snap ✓", 1000, true).unwrap();
+        c.advance(5000);
+        let b = &c.backups(Some(&uuid)).unwrap()[0];
+        assert_eq!((b.status.as_str(), b.backup_size), (BACKUP_RUNNING, None));
+        let routes = Some(DownloadRoutes {
+            authority: "127.0.0.1:1",
+        });
+        let d = c
+            .download_backup(Some(&uuid), Some(&created.backup_id), routes)
+            .unwrap();
+        assert!(d.backup_download_url.is_empty(), "no file, no URL");
+        assert!(c.attach_snapshot(file_of(&uuid, &created.backup_id), 4242, "tok".into()));
+        c.advance(5001);
+        let b = &c.backups(Some(&uuid)).unwrap()[0];
+        assert_eq!(
+            (b.status.as_str(), b.backup_size, b.desc.as_str()),
+            (BACKUP_FINISHED, Some(4242), "snap ✓")
+        );
+        let d = c
+            .download_backup(Some(&uuid), Some(&created.backup_id), routes)
+            .unwrap();
+        assert_eq!(d.backup_download_url, "http://127.0.0.1:1/download/tok");
+        assert_eq!(
+            d.backup_intranet_download_url,
+            "http://127.0.0.1:1/download/intranet/tok"
+        );
+        assert_eq!(
+            c.backup_file("tok").map(|f| f.backup_id.as_str()),
+            Some(created.backup_id.as_str())
+        );
+        c.delete_backup(Some(&uuid), Some(&created.backup_id), 5001).unwrap();
+        assert!(c.backup_file("tok").is_none());
+        assert_eq!(c.take_dropped_files(), vec![format!("{}.rdb", created.backup_id)]);
+        assert!(c.take_dropped_files().is_empty(), "handed out once");
+    }
+
+    #[test]
+    fn a_snapshot_too_late_for_its_backup_is_refused_and_a_failed_one_is_listed() {
+        let mut c = cloud();
+        let uuid = running_instance(&mut c);
+        let gone = c.create_backup(Some(&uuid), "", 1000, true).unwrap().backup_id;
+        c.advance(1100);
+        c.delete_backup(Some(&uuid), Some(&gone), 1100).unwrap();
+        assert!(!c.attach_snapshot(file_of(&uuid, &gone), 1, "t1".into()));
+        assert!(c.backup_files.is_empty());
+        let failed = c.create_backup(Some(&uuid), "", 1100, true).unwrap().backup_id;
+        c.fail_snapshot(&uuid, &failed);
+        c.advance(2000);
+        assert_eq!(c.backups(Some(&uuid)).unwrap()[0].status, BACKUP_FAILED);
+        let lost = c.create_backup(Some(&uuid), "", 2000, true).unwrap().backup_id;
+        c.fail_pending_snapshots();
+        let listed = c.backups(Some(&uuid)).unwrap();
+        assert_eq!(
+            listed.iter().find(|b| b.backup_id == lost).unwrap().status,
+            BACKUP_FAILED
+        );
+        assert!(c.pending_snapshots.is_empty());
+    }
+
+    #[test]
+    fn backup_files_go_with_their_instance_and_on_reset_and_tokens_persist() {
+        let mut c = cloud();
+        let pristine = c.clone();
+        let a = running_instance(&mut c);
+        let b = running_instance(&mut c);
+        for (uuid, token) in [(&a, "ta"), (&b, "tb")] {
+            let id = c.create_backup(Some(uuid), "", 1000, true).unwrap().backup_id;
+            assert!(c.attach_snapshot(file_of(uuid, &id), 10, token.into()));
+        }
+        let text = serde_json::to_string(&c).unwrap();
+        let mut restored: Cloud = serde_json::from_str(&text).unwrap();
+        assert_eq!(restored.backup_file("tb"), c.backup_file("tb"));
+        c.advance(1100);
+        c.delete(Some(&a), 1100, true).unwrap();
+        c.advance(2000);
+        assert!(c.backup_file("ta").is_none() && c.backup_file("tb").is_some());
+        assert_eq!(c.take_dropped_files().len(), 1);
+        restored.reset_to(&pristine);
+        assert_eq!(restored.take_dropped_files().len(), 2);
+        assert!(restored.instances.is_empty() && restored.backup_files.is_empty());
     }
 
     #[test]

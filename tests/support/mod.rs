@@ -5,6 +5,7 @@
 pub mod control_plane;
 pub mod env;
 pub mod operator;
+pub mod redis;
 pub mod sim;
 pub mod soak;
 

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use super::{lenient_i64, lenient_string};
 
 /// One backup of `DescribeBackups` (and, with the download fields, `DownloadBackup`).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+///
+/// Its download URLs grant access to the data: `Debug` shows whether they are set, never them.
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct Backup {
     /// Backup id.
@@ -56,6 +58,29 @@ pub struct Backup {
         skip_serializing_if = "String::is_empty"
     )]
     pub backup_intranet_download_url: String,
+}
+
+impl std::fmt::Debug for Backup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |url: &str| if url.is_empty() { "" } else { "***" };
+        f.debug_struct("Backup")
+            .field("backup_id", &self.backup_id)
+            .field("backup_mode", &self.backup_mode)
+            .field("backup_size", &self.backup_size)
+            .field("backup_type", &self.backup_type)
+            .field("desc", &self.desc)
+            .field("start_time", &self.start_time)
+            .field("end_time", &self.end_time)
+            .field("instance_id", &self.instance_id)
+            .field("status", &self.status)
+            .field("shard_id", &self.shard_id)
+            .field("backup_download_url", &redacted(&self.backup_download_url))
+            .field(
+                "backup_intranet_download_url",
+                &redacted(&self.backup_intranet_download_url),
+            )
+            .finish()
+    }
 }
 
 /// Body of `CreateBackup`.

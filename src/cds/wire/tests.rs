@@ -194,3 +194,20 @@ fn service_ports_follow_the_clouds_rule() {
         assert!(!service_port_allowed(refused), "{refused}");
     }
 }
+
+#[test]
+fn backup_debug_never_shows_download_urls() {
+    let b = Backup {
+        backup_id: "b-1".into(),
+        desc: "nightly ✓".into(),
+        backup_download_url: "https://h/download/SeCrEt".into(),
+        ..Backup::default()
+    };
+    let shown = format!("{b:?}");
+    assert!(!shown.contains("SeCrEt"), "{shown}");
+    assert!(
+        shown.contains("b-1") && shown.contains("backup_download_url: \"***\""),
+        "{shown}"
+    );
+    assert!(shown.contains("backup_intranet_download_url: \"\""), "{shown}");
+}
