@@ -20,6 +20,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::support::env::*;
+use crate::support::operator::Operator;
 
 /// Bound of a wait that spans a minute boundary.
 const SLOT_WAIT: Duration = Duration::from_secs(75);
@@ -149,28 +150,9 @@ async fn wait_gone(a: &Apis, schedule: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn every_minute_makes_one_owned_backup_per_slot_across_a_restart_and_prunes_beyond_keep() {
-    let e = env("sched", fast_sim()).await;
-    let a = apis(&e).await;
-    // No leader election: a restarted replica acts at once instead of waiting out the lease.
-    let no_election = || e.operator_with(vec!["--leader-election", "false"], vec![]);
-    let mut op = no_election();
-    e.secret("pw", &[("password", PASSWORD)]).await;
-    e.create("cache", spec(json!({}))).await;
-    e.wait_ready("cache").await;
-
-    let spec = json!({
-        "instanceRef": { "name": "cache" }, "schedule": "* * * * *", "keep": 2,
-        "backupTemplate": { "deletionPolicy": "Retain", "writeDownloadSecret": true },
-    });
-    let sched = create_schedule(&a, "minutely", spec).await;
-    let created = sched.creation_timestamp().unwrap().0;
-    let earlier = earlier_backup(&a, &sched, minute_of(created) - 1.minute()).await;
-
-    // The first slot after the schedule's creation (the current minute's passed before it).
-    let s1 = minute_of(created) + 1.minute();
-    let b1 = backup_at(&a, "minutely", s1).await;
+/// Checks the backup of a schedule's first slot: named, labelled, owned, from the template.
+async fn check_first_backup(a: &Apis, sched: &RedisBackupSchedule, s1: Timestamp) -> RedisBackup {
+    let b1 = backup_at(a, "minutely", s1).await;
     assert_eq!(b1.labels()[SCHEDULE_LABEL], "minutely");
     let owner = &b1.owner_references()[0];
     assert_eq!(
@@ -191,15 +173,19 @@ async fn every_minute_makes_one_owned_backup_per_slot_across_a_restart_and_prune
         made_at >= s1 && made_at < s1 + 5.seconds(),
         "made at {made_at}, slot {s1}"
     );
+    b1
+}
 
-    // Restart mid-minute, with the status wiped too: only the backup's name says the slot is done.
+/// Kills the operator, wipes the schedule's slot times, starts another: it must find the slot
+/// done by the backup's name alone, within the slot's minute.
+async fn restart_mid_minute(e: &Env, a: &Apis, op: &mut Operator, s1: Timestamp) -> Operator {
     op.kill();
     let wipe = json!({ "status": { "lastScheduleTime": null, "nextScheduleTime": null } });
     a.schedules
         .patch_status("minutely", &PatchParams::default(), &Patch::Merge(&wipe))
         .await
         .unwrap();
-    let _op = no_election();
+    let restarted = no_election(e);
     let s = wait_for("the restarted operator to report the slot", TIMEOUT, || async {
         let s = a.schedules.get("minutely").await.unwrap();
         let st = s.status.clone()?;
@@ -210,14 +196,44 @@ async fn every_minute_makes_one_owned_backup_per_slot_across_a_restart_and_prune
         Timestamp::now() < s1 + 1.minute(),
         "the restart was not within the slot's minute"
     );
-    assert_eq!(
-        names(&backups_of(&a, "minutely").await),
-        [earlier.clone(), b1.name_any()]
-    );
     let st = s.status.clone().unwrap();
     assert_eq!(st.next_schedule_time.unwrap().0, s1 + 1.minute());
     let ready = condition(&s, "Ready").unwrap();
     assert_eq!((ready.0.as_str(), ready.1.as_str()), ("True", "Scheduled"), "{ready:?}");
+    restarted
+}
+
+/// An operator without leader election: a restarted one acts at once instead of waiting out
+/// the lease of the killed one.
+fn no_election(e: &Env) -> Operator {
+    e.operator_with(vec!["--leader-election", "false"], vec![])
+}
+
+#[tokio::test]
+async fn every_minute_makes_one_owned_backup_per_slot_across_a_restart_and_prunes_beyond_keep() {
+    let e = env("sched", fast_sim()).await;
+    let a = apis(&e).await;
+    let mut op = no_election(&e);
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    e.create("cache", spec(json!({}))).await;
+    e.wait_ready("cache").await;
+
+    let spec = json!({
+        "instanceRef": { "name": "cache" }, "schedule": "* * * * *", "keep": 2,
+        "backupTemplate": { "deletionPolicy": "Retain", "writeDownloadSecret": true },
+    });
+    let sched = create_schedule(&a, "minutely", spec).await;
+    let created = sched.creation_timestamp().unwrap().0;
+    let earlier = earlier_backup(&a, &sched, minute_of(created) - 1.minute()).await;
+    // The first slot after the schedule's creation (the current minute's passed before it).
+    let s1 = minute_of(created) + 1.minute();
+    let b1 = check_first_backup(&a, &sched, s1).await;
+    let _op = restart_mid_minute(&e, &a, &mut op, s1).await;
+    assert_eq!(
+        names(&backups_of(&a, "minutely").await),
+        [earlier.clone(), b1.name_any()],
+        "no second backup for the slot"
+    );
     assert!(e.has_event("minutely", "BackupScheduled").await);
 
     // Two completed backups: as many as keep, nothing pruned. The next slot makes a third.
@@ -241,12 +257,8 @@ async fn every_minute_makes_one_owned_backup_per_slot_across_a_restart_and_prune
     e.sim.shutdown().await;
 }
 
-#[tokio::test]
-async fn suspend_stops_new_backups_a_bad_schedule_stalls_and_a_missing_instance_is_not_fatal() {
-    let e = env("sched-rules", fast_sim()).await;
-    let a = apis(&e).await;
-    let _op = e.operator_with(vec!["--leader-election", "false"], vec![]);
-
+/// Creates the two invalid schedules and checks each stalls with the parser's message.
+async fn check_invalid_schedules(e: &Env, a: &Apis) {
     let bad = [
         (
             "bad-cron",
@@ -262,14 +274,8 @@ async fn suspend_stops_new_backups_a_bad_schedule_stalls_and_a_missing_instance_
     for (name, extra, _) in &bad {
         let mut spec = json!({ "instanceRef": { "name": "ghost" }, "keep": 1 });
         spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        create_schedule(&a, name, spec).await;
+        create_schedule(a, name, spec).await;
     }
-    let sched = create_schedule(
-        &a,
-        "orphan",
-        json!({ "instanceRef": { "name": "ghost" }, "schedule": "* * * * *", "keep": 1 }),
-    )
-    .await;
     for (name, _, says) in &bad {
         let s = wait_for(&format!("{name} to stall"), TIMEOUT, || async {
             let s = a.schedules.get(name).await.unwrap();
@@ -289,6 +295,40 @@ async fn suspend_stops_new_backups_a_bad_schedule_stalls_and_a_missing_instance_
         assert_eq!(s.status.unwrap().next_schedule_time, None);
         assert!(e.has_event_of(name, Some("Warning"), "InvalidSchedule").await);
     }
+}
+
+/// Suspends `name` and checks that no backup is made past the next minute boundary.
+async fn check_suspend(a: &Apis, name: &str) {
+    let before = names(&backups_of(a, name).await);
+    let suspend = json!({ "spec": { "suspend": true } });
+    a.schedules
+        .patch(name, &PatchParams::default(), &Patch::Merge(&suspend))
+        .await
+        .unwrap();
+    wait_for("the schedule to be suspended", TIMEOUT, || async {
+        let s = a.schedules.get(name).await.unwrap();
+        let ready = condition(&s, "Ready")?;
+        (ready.1 == "Suspended" && s.status?.next_schedule_time.is_none()).then_some(())
+    })
+    .await;
+    let past_next = minute_of(Timestamp::now()) + 1.minute() + 5.seconds();
+    let wait = Timestamp::now().duration_until(past_next);
+    tokio::time::sleep(Duration::try_from(wait.max(SignedDuration::ZERO)).unwrap()).await;
+    assert_eq!(names(&backups_of(a, name).await), before, "nothing new, nothing pruned");
+}
+
+#[tokio::test]
+async fn suspend_stops_new_backups_a_bad_schedule_stalls_and_a_missing_instance_is_not_fatal() {
+    let e = env("sched-rules", fast_sim()).await;
+    let a = apis(&e).await;
+    let _op = no_election(&e);
+    let sched = create_schedule(
+        &a,
+        "orphan",
+        json!({ "instanceRef": { "name": "ghost" }, "schedule": "* * * * *", "keep": 1 }),
+    )
+    .await;
+    check_invalid_schedules(&e, &a).await;
 
     // The instance does not exist: said in Ready, not stalled, and backups are still made
     // (they wait for the instance).
@@ -310,20 +350,7 @@ async fn suspend_stops_new_backups_a_bad_schedule_stalls_and_a_missing_instance_
     assert_eq!(o1.spec.instance_ref.name, "ghost");
 
     // Suspended: no next slot, no new backup past the next minute boundary, the old one kept.
-    let suspend = json!({ "spec": { "suspend": true } });
-    a.schedules
-        .patch("orphan", &PatchParams::default(), &Patch::Merge(&suspend))
-        .await
-        .unwrap();
-    wait_for("orphan to be suspended", TIMEOUT, || async {
-        let s = a.schedules.get("orphan").await.unwrap();
-        let ready = condition(&s, "Ready")?;
-        (ready.1 == "Suspended" && s.status?.next_schedule_time.is_none()).then_some(())
-    })
-    .await;
-    let past_next = minute_of(Timestamp::now()) + 1.minute() + 5.seconds();
-    let wait = Timestamp::now().duration_until(past_next);
-    tokio::time::sleep(Duration::try_from(wait.max(SignedDuration::ZERO)).unwrap()).await;
+    check_suspend(&a, "orphan").await;
     assert_eq!(names(&backups_of(&a, "orphan").await), [o1.name_any()]);
 
     for name in ["orphan", "bad-cron", "bad-zone"] {
