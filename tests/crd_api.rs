@@ -96,10 +96,21 @@ async fn samples_in_deploy_examples_are_accepted() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 5,
-        "expected the five documented examples, found {files:?}"
+        files.len() >= 8,
+        "expected the documented examples (00-07), found {files:?}"
     );
     let cp = control_plane::shared();
+    // How many objects of each of our kinds the files hold (a file may hold several documents).
+    let mut expected: std::collections::BTreeMap<String, usize> = Default::default();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let doc = <Value as serde::Deserialize>::deserialize(doc).unwrap();
+            if doc["apiVersion"] == "cds.capitalonline.net/v1alpha1" {
+                *expected.entry(doc["kind"].as_str().unwrap().to_owned()).or_default() += 1;
+            }
+        }
+    }
     for file in &files {
         let out = cp.kubectl(&[
             "apply",
@@ -117,8 +128,14 @@ async fn samples_in_deploy_examples_are_accepted() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let list = api.list(&Default::default()).await.unwrap();
-    assert!(list.items.len() >= 5, "{} RedisInstances", list.items.len());
+    assert!(expected["RedisInstance"] >= 5, "{expected:?}");
+    assert!(expected["RedisBackupSchedule"] >= 1, "{expected:?}");
+    for (kind, count) in &expected {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("cds.capitalonline.net", "v1alpha1", kind));
+        let of_kind: Api<DynamicObject> = Api::namespaced_with(api.clone().into_client(), &ns, &resource);
+        let list = of_kind.list(&Default::default()).await.unwrap();
+        assert_eq!(list.items.len(), *count, "{kind} objects served");
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@
 //! - [`run`]: settings, leader election, watches and the controller;
 //! - around them: [`context`] (shared state), [`claims`] (who owns which instance),
 //!   [`secrets`], [`accounts`], [`events`].
+//!
+//! [`schedule`] is the `RedisBackupSchedule` controller, started next to this one.
 
 pub mod accounts;
 pub mod act;
@@ -23,6 +25,7 @@ pub mod observe;
 pub mod plan;
 pub mod reconcile;
 pub mod run;
+pub mod schedule;
 pub mod secrets;
 pub mod status;
 pub mod writes;

@@ -295,6 +295,7 @@ async fn control(
         tokio::spawn(async move { housekeeping(&ctx).await })
     };
     let backups = tokio::spawn(super::backup::run(ctx.clone(), stop.clone()));
+    let schedules = tokio::spawn(super::schedule::run(ctx.clone(), stop.clone()));
     let mapper_store = w.objects.clone();
     tracing::info!("starting the RedisInstance controller");
     Controller::for_stream(w.object_events, w.objects)
@@ -314,6 +315,7 @@ async fn control(
         .await;
     housekeeping.abort();
     let _ = backups.await;
+    let _ = schedules.await;
 }
 
 /// Every 30 seconds, once the caches are synced: forgets objects deleted without a finalizer
