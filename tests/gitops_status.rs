@@ -29,7 +29,7 @@ const CHECK_DIR: &str = "deploy/argocd/resource_customizations/cds.capitalonline
 /// Where the checks of every kind are, each in `<Kind>/`.
 const CHECKS: &str = "deploy/argocd/resource_customizations/cds.capitalonline.net";
 /// The kinds with a health check.
-const CHECKED_KINDS: [&str; 2] = ["RedisInstance", "RedisBackup"];
+const CHECKED_KINDS: [&str; 3] = ["RedisInstance", "RedisBackup", "RedisBackupSchedule"];
 
 /// The check directory of `obj`'s kind.
 fn check_dir(obj: &Value) -> std::path::PathBuf {
@@ -404,6 +404,78 @@ async fn kstatus_and_argo_cd_follow_a_redis_instance_through_its_life() {
 
 /// Terminal failures are `Failed` / Degraded with their reason; a retryable one is
 /// `InProgress` / Progressing and becomes `Current` / Healthy once the cloud recovers.
+/// A `RedisBackupSchedule` as kstatus and Argo CD see it: waiting for its instance, scheduled,
+/// suspended, and an invalid cron expression.
+#[tokio::test]
+async fn kstatus_and_argo_cd_read_a_backup_schedule() {
+    let e = env(
+        "gitops-schedule",
+        Duration::from_millis(500),
+        Duration::from_millis(500),
+    )
+    .await;
+    let client = e.cp.client().await;
+    let schedules: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        &e.ns,
+        &ApiResource::erase::<cds_redis_operator::crd::backup::RedisBackupSchedule>(&()),
+    );
+    let _op = e.operator();
+    let make = |name: &str, cron: &str, suspend: bool| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisBackupSchedule",
+            "metadata": { "name": name },
+            "spec": { "instanceRef": { "name": "cache" }, "schedule": cron, "keep": 3, "suspend": suspend },
+        }))
+        .unwrap()
+    };
+    for (name, cron, suspend) in [
+        ("waiting", "0 3 * * *", false),
+        ("paused", "0 3 * * *", true),
+        ("broken", "61 3 * * *", false),
+    ] {
+        schedules
+            .create(&Default::default(), &make(name, cron, suspend))
+            .await
+            .unwrap();
+    }
+    let observed = |o: &Value| o["status"]["observedGeneration"] == 1 && condition(o, "Ready").is_some();
+    let o = observe(&schedules, "waiting", "observed", observed).await;
+    assert_eq!(reason(&o, "Ready").as_deref(), Some("InstanceNotFound"));
+    assert_tools(
+        "schedule without its instance",
+        &o,
+        ("InProgress", "does not exist"),
+        ("Progressing", "InstanceNotFound: "),
+    );
+    assert_testdata_like(
+        "schedule without its instance",
+        &o,
+        "progressing_instance_not_found.yaml",
+    );
+    let o = observe(&schedules, "paused", "observed", observed).await;
+    assert_tools("suspended schedule", &o, ("Current", ""), ("Suspended", "Suspended: "));
+    assert_testdata_like("suspended schedule", &o, "suspended.yaml");
+    let o = observe(&schedules, "broken", "observed", observed).await;
+    let why = message(&o, "Stalled");
+    assert_tools(
+        "invalid schedule",
+        &o,
+        ("Failed", &why),
+        ("Degraded", &format!("InvalidSchedule: {why}")),
+    );
+    assert_testdata_like("invalid schedule", &o, "degraded_invalid_schedule.yaml");
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    e.create("cache", spec(json!({}))).await;
+    let o = observe(&schedules, "waiting", "Scheduled", |o| {
+        reason(o, "Ready").as_deref() == Some("Scheduled")
+    })
+    .await;
+    assert_tools("schedule running", &o, ("Current", ""), ("Healthy", "Scheduled: "));
+    assert_testdata_like("schedule running", &o, "healthy.yaml");
+    e.sim.shutdown().await;
+}
+
 /// A `RedisBackup` through its life as kstatus and Argo CD see it: just applied, waiting for its
 /// instance, completed, deleting.
 #[tokio::test]
