@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cds_redis_operator::crd::RedisInstance;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use crate::support::control_plane::{self, ControlPlane, kubeconfig_yaml, unique_namespace};
@@ -309,6 +309,35 @@ async fn backup_cycle(client: &kube::Client, ns: &str, deadline: Instant) -> boo
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    schedule_cycle(client, ns, deadline).await
+}
+
+/// A `RedisBackupSchedule` of the instance `r` every minute: its first backup is created (by the
+/// schedule controller, with the ServiceAccount's rights) and completes; whether before `deadline`.
+async fn schedule_cycle(client: &kube::Client, ns: &str, deadline: Instant) -> bool {
+    use cds_redis_operator::crd::backup::{BackupPhase, RedisBackup, RedisBackupSchedule};
+    let schedules: Api<RedisBackupSchedule> = Api::namespaced(client.clone(), ns);
+    let s: RedisBackupSchedule = serde_json::from_value(json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisBackupSchedule",
+        "metadata": { "name": "every-minute" }, "spec": { "instanceRef": { "name": "r" }, "schedule": "* * * * *", "keep": 1 } }))
+    .unwrap();
+    schedules.create(&PostParams::default(), &s).await.unwrap();
+    let backups: Api<RedisBackup> = Api::namespaced(client.clone(), ns);
+    let made = ListParams::default().labels("cds.capitalonline.net/schedule=every-minute");
+    loop {
+        let list = backups.list(&made).await.unwrap().items;
+        if list
+            .iter()
+            .any(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed))
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Its backups go with it (garbage collection); the instance's deletion waits for none of them.
+    schedules.delete("every-minute", &Default::default()).await.unwrap();
     true
 }
 
@@ -316,7 +345,7 @@ async fn backup_cycle(client: &kube::Client, ns: &str, deadline: Instant) -> boo
 async fn the_chart_rbac_suffices_for_a_full_cycle_and_a_missing_verb_is_noticed() {
     let cp = control_plane::shared();
     let installed = install_chart(cp, "rbac").await;
-    let (passed, logs, ready) = full_cycle(cp, &installed, Duration::from_secs(60)).await;
+    let (passed, logs, ready) = full_cycle(cp, &installed, Duration::from_secs(150)).await;
     assert!(
         passed,
         "create → Ready → delete as the chart's ServiceAccount failed:\n{logs}"
