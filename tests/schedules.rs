@@ -83,6 +83,14 @@ fn minute_of(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second() - t.as_second().rem_euclid(60)).unwrap()
 }
 
+/// The first every-minute slot a schedule created at `created` makes: its own minute when it was
+/// created on the minute (the creation time has whole seconds; a slot is never before it), else
+/// the next one (found by CI: a schedule created at hh:mm:00 makes the hh:mm slot).
+fn first_slot_from(created: Timestamp) -> Timestamp {
+    let minute = minute_of(created);
+    if minute == created { minute } else { minute + 1.minute() }
+}
+
 fn condition(s: &RedisBackupSchedule, type_: &str) -> Option<(String, String, String)> {
     let st = s.status.as_ref()?;
     st.conditions
@@ -225,8 +233,8 @@ async fn every_minute_makes_one_owned_backup_per_slot_across_a_restart_and_prune
     let sched = create_schedule(&a, "minutely", spec).await;
     let created = sched.creation_timestamp().unwrap().0;
     let earlier = earlier_backup(&a, &sched, minute_of(created) - 1.minute()).await;
-    // The first slot after the schedule's creation (the current minute's passed before it).
-    let s1 = minute_of(created) + 1.minute();
+    // The first slot not before the schedule's creation.
+    let s1 = first_slot_from(created);
     let b1 = check_first_backup(&a, &sched, s1).await;
     let _op = restart_mid_minute(&e, &a, &mut op, s1).await;
     assert_eq!(
@@ -345,7 +353,7 @@ async fn suspend_stops_new_backups_a_bad_schedule_stalls_and_a_missing_instance_
     );
     assert!(message.contains("RedisInstance ghost does not exist"), "{message}");
     assert_eq!(condition(&s, "Stalled"), None);
-    let s1 = minute_of(sched.creation_timestamp().unwrap().0) + 1.minute();
+    let s1 = first_slot_from(sched.creation_timestamp().unwrap().0);
     let o1 = backup_at(&a, "orphan", s1).await;
     assert_eq!(o1.spec.instance_ref.name, "ghost");
 
