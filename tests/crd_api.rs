@@ -371,10 +371,11 @@ fn crds_folder_matches_the_binary() {
     };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
     let mut all = String::new();
+    // In the order of the files (`cat crds/*.yaml` is what `crd` prints).
     for (kind, plural) in [
-        ("RedisInstance", "redisinstances"),
         ("RedisBackup", "redisbackups"),
         ("RedisBackupSchedule", "redisbackupschedules"),
+        ("RedisInstance", "redisinstances"),
     ] {
         let (ok, printed) = crd(&["--kind", kind]);
         assert!(ok, "{kind}");

@@ -426,12 +426,13 @@ impl RedisInstance {
     }
 }
 
-/// Every CRD of the operator: `RedisInstance`, `RedisBackup`, `RedisBackupSchedule`.
+/// Every CRD of the operator, in the order of their files in `crds/` (by name): `RedisBackup`,
+/// `RedisBackupSchedule`, `RedisInstance`.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
-        RedisInstance::crd(),
         backup::RedisBackup::crd(),
         backup::RedisBackupSchedule::crd(),
+        RedisInstance::crd(),
     ]
 }
 
