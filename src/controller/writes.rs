@@ -1,4 +1,5 @@
-//! The only two writes to a `RedisInstance`: its status and its finalizers. Both are conditional
+//! The only two writes to an object of ours (a `RedisInstance`, a `RedisBackup`): its status and
+//! its finalizers. Both are conditional
 //! on the `resourceVersion` of the object as read (or as our previous write in the same
 //! reconcile left it), so a write derived from a stale read fails with a conflict instead of
 //! undoing someone else's change (contract, Ownership rule 3), and both are fenced by the
@@ -11,6 +12,8 @@
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::context::Context;
@@ -39,47 +42,70 @@ impl<'a> ObjectWrites<'a> {
     /// Writes the whole status (server-side apply by our field manager, so fields we no longer
     /// set are removed); returns it as the server stored it.
     pub async fn status(&mut self, status: &RedisInstanceStatus) -> Result<(), Error> {
-        self.ctx.fence()?;
-        let body = json!({
-            "apiVersion": RedisInstance::api_version(&()),
-            "kind": RedisInstance::kind(&()),
-            // A resourceVersion in an apply patch is a precondition: another writer first → 409.
-            "metadata": { "resourceVersion": self.resource_version },
-            "status": status,
-        });
-        let written = self
-            .api
-            .patch_status(
-                &self.obj.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-        self.resource_version = written.resource_version();
+        let written = write_status(self.ctx, &self.api, self.obj, &mut self.resource_version, status).await?;
         self.ctx.wrote_status(self.obj, written.status);
         Ok(())
     }
 
     /// Adds (`true`) or removes (`false`) the cleanup finalizer, keeping every other one.
     pub async fn finalizer(&mut self, present: bool) -> Result<(), Error> {
-        self.ctx.fence()?;
-        let mut finalizers: Vec<String> = self
-            .obj
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        if present {
-            finalizers.push(FINALIZER.to_owned());
-        }
-        // The resourceVersion makes the merge patch conditional: no lost update of other finalizers.
-        let patch = json!({ "metadata": { "resourceVersion": self.resource_version, "finalizers": finalizers } });
-        let written = self
-            .api
-            .patch(&self.obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        self.resource_version = written.resource_version();
+        write_finalizer(self.ctx, &self.api, self.obj, &mut self.resource_version, present).await?;
         Ok(())
     }
+}
+
+/// A kind whose objects the operator writes with [`write_status`] and [`write_finalizer`].
+pub trait Written: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug {}
+
+impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug> Written for K {}
+
+/// Writes `obj`'s whole status by server-side apply, conditional on `resource_version` (the
+/// version read, or the one our previous write left, which it then becomes); fenced.
+pub async fn write_status<K: Written>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    resource_version: &mut Option<String>,
+    status: &impl Serialize,
+) -> Result<K, Error> {
+    ctx.fence()?;
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        // A resourceVersion in an apply patch is a precondition: another writer first → 409.
+        "metadata": { "resourceVersion": resource_version },
+        "status": status,
+    });
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    *resource_version = written.resource_version();
+    Ok(written)
+}
+
+/// Adds (`true`) or removes (`false`) the cleanup finalizer of `obj`, keeping every other one,
+/// conditional on `resource_version` (which it then advances); fenced.
+pub async fn write_finalizer<K: Written>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    resource_version: &mut Option<String>,
+    present: bool,
+) -> Result<K, Error> {
+    ctx.fence()?;
+    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    if present {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    // The resourceVersion makes the merge patch conditional: no lost update of other finalizers.
+    let patch = json!({ "metadata": { "resourceVersion": resource_version, "finalizers": finalizers } });
+    let written = api
+        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    *resource_version = written.resource_version();
+    Ok(written)
 }

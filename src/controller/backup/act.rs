@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::DRIFT_CHECK;
 use super::plan::{self, Facts, Instance, Seen, Step};
@@ -18,8 +17,9 @@ use super::status::{self, FINISHED, Outcome};
 use crate::controller::accounts::Account;
 use crate::controller::context::Context;
 use crate::controller::events::EventType;
+use crate::controller::writes;
 use crate::crd::backup::{BackupCreateAttempt, BackupPhase, RedisBackup, RedisBackupStatus};
-use crate::crd::{FIELD_MANAGER, FINALIZER, Phase, RedisInstance};
+use crate::crd::{FINALIZER, Phase, RedisInstance};
 use crate::error::Error;
 use crate::failpoint;
 
@@ -351,44 +351,20 @@ impl<'a> Act<'a> {
 
     /// Writes the status (server-side apply, conditional on the version read).
     async fn write_status(&mut self) -> Result<(), Error> {
-        self.ctx.fence()?;
-        let body = json!({
-            "apiVersion": RedisBackup::api_version(&()),
-            "kind": RedisBackup::kind(&()),
-            "metadata": { "resourceVersion": self.resource_version },
-            "status": self.status,
-        });
-        let written = self
-            .api
-            .patch_status(
-                &self.backup.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-        self.resource_version = written.resource_version();
+        writes::write_status(
+            self.ctx,
+            &self.api,
+            self.backup,
+            &mut self.resource_version,
+            &self.status,
+        )
+        .await?;
         Ok(())
     }
 
     /// Adds or removes the cleanup finalizer (conditional merge patch, other finalizers kept).
     async fn finalizer(&mut self, present: bool) -> Result<(), Error> {
-        self.ctx.fence()?;
-        let mut finalizers: Vec<String> = self
-            .backup
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        if present {
-            finalizers.push(FINALIZER.to_owned());
-        }
-        let patch = json!({ "metadata": { "resourceVersion": self.resource_version, "finalizers": finalizers } });
-        let written = self
-            .api
-            .patch(&self.backup.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        self.resource_version = written.resource_version();
+        writes::write_finalizer(self.ctx, &self.api, self.backup, &mut self.resource_version, present).await?;
         self.has_finalizer = present;
         self.released = !present;
         Ok(())
