@@ -23,19 +23,20 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::context::Context;
+use super::writes;
 use crate::backoff;
+use crate::crd::RedisInstance;
 use crate::crd::backup::{RedisBackup, RedisBackupSchedule, RedisBackupScheduleStatus, SCHEDULE_LABEL};
 use crate::crd::conditions::{self, SYNCED, synced};
-use crate::crd::{FIELD_MANAGER, RedisInstance};
+use crate::error::Error;
 use plan::{Due, Owned, Plan, Prune};
 
 /// A reconcile at a slot comes this much after it, so that the slot is never a hair ahead of
@@ -58,6 +59,20 @@ pub enum ScheduleError {
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[source] kube::Error),
+    /// Any other failure of a write shared with the other controllers.
+    #[error(transparent)]
+    Write(Box<Error>),
+}
+
+impl From<Error> for ScheduleError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotLeader => Self::NotLeader,
+            Error::Conflict => Self::Conflict,
+            Error::Kube(e) => Self::Kube(e),
+            other => Self::Write(Box::new(other)),
+        }
+    }
 }
 
 impl ScheduleError {
@@ -66,6 +81,7 @@ impl ScheduleError {
         match self {
             Self::NotLeader => synced::NOT_LEADER,
             Self::Conflict | Self::Kube(_) => synced::KUBERNETES_API_ERROR,
+            Self::Write(e) => e.reason(),
         }
     }
 }
@@ -312,17 +328,9 @@ async fn write_status(
     sh: &Shared,
     st: &RedisBackupScheduleStatus,
 ) -> Result<(), ScheduleError> {
-    sh.ctx.fence().map_err(|_| ScheduleError::NotLeader)?;
     let api: Api<RedisBackupSchedule> = Api::namespaced(sh.ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": RedisBackupSchedule::api_version(&()),
-        "kind": RedisBackupSchedule::kind(&()),
-        // A resourceVersion in an apply patch is a precondition: another writer first → 409.
-        "metadata": { "resourceVersion": obj.resource_version() },
-        "status": st,
-    });
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    match api.patch_status(&obj.name_any(), &params, &Patch::Apply(&body)).await {
+    let mut version = obj.resource_version();
+    match writes::write_status(&sh.ctx, &api, obj, &mut version, st).await {
         Ok(stored) => {
             // As the server stored it (its times in whole seconds), to compare with the cache.
             let mut written = sh.written.lock().expect("not poisoned");
@@ -330,8 +338,7 @@ async fn write_status(
             written.insert(uid(obj), (Instant::now(), stored.status.unwrap_or_default()));
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => Err(ScheduleError::Conflict),
-        Err(e) => Err(ScheduleError::Kube(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
