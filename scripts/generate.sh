@@ -6,7 +6,8 @@
 #   deploy/argocd/resource_customizations/) wrapped for argocd-cm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for kind in RedisInstance:redisinstances RedisBackup:redisbackups RedisBackupSchedule:redisbackupschedules; do
+for kind in RedisInstance:redisinstances RedisBackup:redisbackups RedisBackupSchedule:redisbackupschedules \
+  ProviderConfig:providerconfigs ClusterProviderConfig:clusterproviderconfigs; do
   file="${kind#*:}.cds.capitalonline.net.yaml"
   cargo run --quiet --locked -- crd --kind "${kind%%:*}" > "crds/$file"
   cp "crds/$file" charts/cds-redis-operator/crds/

@@ -92,6 +92,9 @@ pub enum Error {
     /// The operator has no usable credentials for the object.
     #[error("{0}")]
     Credentials(String),
+    /// The config the object names does not exist (the message says what does).
+    #[error("{0}")]
+    ProviderConfigNotFound(String),
 }
 
 impl From<CdsError> for Error {
@@ -147,6 +150,7 @@ impl Error {
             Self::InstanceInUse { .. } => synced::INSTANCE_IN_USE,
             Self::SecretConflict { .. } => synced::SECRET_CONFLICT,
             Self::Credentials(_) => synced::CREDENTIALS_MISSING,
+            Self::ProviderConfigNotFound(_) => synced::PROVIDER_CONFIG_NOT_FOUND,
             Self::NotLeader => synced::NOT_LEADER,
             Self::Cds(e) if e.is_throttled() => synced::THROTTLED,
             Self::Cds(e) if e.is_retryable() => synced::CLOUD_UNAVAILABLE,

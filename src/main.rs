@@ -16,7 +16,7 @@ fn main() -> ExitCode {
                 .collect();
             if chosen.is_empty() {
                 eprintln!(
-                    "no CRD of kind {:?}: RedisInstance, RedisBackup or RedisBackupSchedule",
+                    "no CRD of kind {:?}: RedisInstance, RedisBackup, RedisBackupSchedule, ProviderConfig or ClusterProviderConfig",
                     kind.unwrap_or_default()
                 );
                 return ExitCode::FAILURE;

@@ -43,9 +43,14 @@ pub enum Watch {
     Objects = 1,
     /// The Secrets (metadata).
     Secrets = 2,
+    /// The `ClusterProviderConfig`s.
+    ClusterConfigs = 4,
+    /// The `ProviderConfig`s.
+    Configs = 8,
 }
 
-const ALL_WATCHES: u8 = Watch::Objects as u8 | Watch::Secrets as u8;
+const ALL_WATCHES: u8 =
+    Watch::Objects as u8 | Watch::Secrets as u8 | Watch::ClusterConfigs as u8 | Watch::Configs as u8;
 
 impl Readiness {
     /// Waiting for the leader lease (ready: a standby replica is healthy).
@@ -170,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn ready_as_a_standby_or_once_a_leader_listed_both_watches() {
+    fn ready_as_a_standby_or_once_a_leader_listed_every_watch() {
         let r = Readiness::default();
         assert_eq!(r.is_ready(), (false, "starting"));
         r.standby();
@@ -181,6 +186,9 @@ mod tests {
         r.watch_synced(Watch::Objects);
         assert_eq!(r.is_ready(), (false, "watches not synced yet"), "the same watch twice");
         r.watch_synced(Watch::Secrets);
+        r.watch_synced(Watch::ClusterConfigs);
+        assert_eq!(r.is_ready(), (false, "watches not synced yet"), "the configs too");
+        r.watch_synced(Watch::Configs);
         assert_eq!(r.is_ready(), (true, "ok"));
         // A re-list after a watch error keeps it ready.
         r.watch_synced(Watch::Secrets);
@@ -208,6 +216,8 @@ mod tests {
         let secrets = readiness
             .track_initial_list(Watch::Secrets, reflector::reflector(secret_writer, listed(vec![])))
             .touched_objects();
+        readiness.watch_synced(Watch::ClusterConfigs);
+        readiness.watch_synced(Watch::Configs);
         let (reconciled_tx, mut reconciled) = tokio::sync::mpsc::unbounded_channel();
         let controller = tokio::spawn(
             Controller::for_stream(objects, store)

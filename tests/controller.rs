@@ -303,15 +303,17 @@ async fn bad_input_gives_its_reason_then_recovers_when_fixed() {
         &[("accessKeyId", KEY_ID), ("accessKeySecret", "wrong-secret-DO-NOT-LEAK")],
     )
     .await;
+    e.provider_config("creds", "creds").await;
     e.create(
         "bad-creds",
-        spec(json!({ "credentialsSecretRef": { "name": "creds" } })),
+        spec(json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "creds" } })),
     )
     .await;
     let o = e.wait_reason("bad-creds", "Synced", "CloudRejected").await;
     assert!(conditions_message(&o, "Synced").contains("SignatureDoesNotMatch"));
     e.secret("creds", &[("accessKeyId", KEY_ID), ("accessKeySecret", KEY_SECRET)])
         .await;
+    e.provider_config("creds", "creds").await;
     e.wait_ready("bad-creds").await;
     e.sim.shutdown().await;
 }
@@ -469,9 +471,13 @@ async fn rotated_object_credentials_take_effect_without_a_restart() {
     e.secret("pw", &[("password", PASSWORD)]).await;
     e.secret("creds", &[("accessKeyId", KEY_ID), ("accessKeySecret", KEY_SECRET)])
         .await;
+    e.provider_config("creds", "creds").await;
     let _op = e.operator();
-    e.create("r", spec(json!({ "credentialsSecretRef": { "name": "creds" } })))
-        .await;
+    e.create(
+        "r",
+        spec(json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "creds" } })),
+    )
+    .await;
     e.wait_ready("r").await;
     // Rotate to a revoked key: the next reconcile uses it and is refused.
     e.secret(
@@ -479,6 +485,7 @@ async fn rotated_object_credentials_take_effect_without_a_restart() {
         &[("accessKeyId", "AKIDrevoked"), ("accessKeySecret", "whatever")],
     )
     .await;
+    e.provider_config("creds", "creds").await;
     e.wait_reason("r", "Synced", "CloudRejected").await;
     // Rotate to the new valid key: back to normal, same instance.
     e.secret(
@@ -489,6 +496,7 @@ async fn rotated_object_credentials_take_effect_without_a_restart() {
         ],
     )
     .await;
+    e.provider_config("creds", "creds").await;
     e.wait_reason("r", "Synced", "ReconcileSuccess").await;
     assert_eq!(e.admin.instances().await.len(), 1);
     e.sim.shutdown().await;
@@ -578,14 +586,18 @@ async fn no_secret_appears_in_logs_events_status_or_metrics() {
         &[("accessKeyId", KEY_ID), ("accessKeySecret", "wrong-secret-DO-NOT-LEAK")],
     )
     .await;
+    e.provider_config("creds", "creds").await;
     let op = e.operator();
     e.create(
         "l1",
         spec(json!({ "writeConnectionSecretToRef": { "name": "l1-conn" } })),
     )
     .await;
-    e.create("l2", spec(json!({ "credentialsSecretRef": { "name": "creds" } })))
-        .await;
+    e.create(
+        "l2",
+        spec(json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "creds" } })),
+    )
+    .await;
     e.wait_ready("l1").await;
     e.wait_reason("l2", "Synced", "CloudRejected").await;
     e.admin

@@ -279,7 +279,7 @@ async fn create_only_fields_are_immutable() {
         "{msg}"
     );
     // Mutable fields stay mutable.
-    let patch = json!({ "spec": { "deletionPolicy": "Retain", "managementPolicy": "ObserveOnly", "credentialsSecretRef": {"name": "c"}, "writeConnectionSecretToRef": {"name": "conn"}, "passwordSecretRef": {"name": "other", "key": "pw"} } });
+    let patch = json!({ "spec": { "deletionPolicy": "Retain", "managementPolicy": "ObserveOnly", "providerConfigRef": {"kind": "ProviderConfig", "name": "c"}, "writeConnectionSecretToRef": {"name": "conn"}, "passwordSecretRef": {"name": "other", "key": "pw"} } });
     api.patch("imm-flavor", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();

@@ -7,6 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use cds_redis_operator::crd::RedisInstance;
+use cds_redis_operator::crd::account::ProviderConfig;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -160,6 +161,14 @@ async fn deleting_a_namespace_with_objects_and_their_secrets_finishes_after_dele
     }))
     .unwrap();
     secrets.create(&PostParams::default(), &creds).await.unwrap();
+    // ... through a ProviderConfig of the namespace, deleted with everything else too.
+    let configs: Api<ProviderConfig> = Api::namespaced(client.clone(), &ns);
+    let config: ProviderConfig = serde_json::from_value(json!({
+        "metadata": { "name": "creds" },
+        "spec": { "credentials": { "secretRef": { "name": "creds" } } },
+    }))
+    .unwrap();
+    configs.create(&PostParams::default(), &config).await.unwrap();
     let mut uids = vec![];
     for name in ["a", "b"] {
         uids.push(create(&api, name, &format!("{name}-conn")).await.uid().unwrap());
@@ -167,7 +176,9 @@ async fn deleting_a_namespace_with_objects_and_their_secrets_finishes_after_dele
     api.patch(
         "b",
         &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(json!({ "spec": { "credentialsSecretRef": { "name": "creds" } } })),
+        &kube::api::Patch::Merge(
+            json!({ "spec": { "providerConfigRef": { "kind": "ProviderConfig", "name": "creds" } } }),
+        ),
     )
     .await
     .unwrap();
@@ -190,9 +201,18 @@ async fn deleting_a_namespace_with_objects_and_their_secrets_finishes_after_dele
         assert!(secret_names.contains(&name), "{name} in {secret_names:?}");
     }
     assert_eq!(admin.instances().await.len(), 2);
+    // The config and its Secret are held while b may still delete its instance with them.
+    const IN_USE: &str = "cds.capitalonline.net/in-use";
+    until("the config and its Secret to be held", || async {
+        let c = configs.get("creds").await.unwrap();
+        let s = secrets.get("creds").await.unwrap();
+        c.finalizers().iter().any(|f| f == IN_USE) && s.finalizers().iter().any(|f| f == IN_USE)
+    })
+    .await;
 
-    // The namespace controller deletes everything in it; the Secrets go at once, the objects
-    // wait for the operator's finalizer (which needs none of those Secrets to delete).
+    // The namespace controller deletes everything in it; the Secrets and the config are marked
+    // deleted at once, the objects wait for the operator's finalizer, and b's account (config
+    // and Secret) stays readable until b's instance is deleted.
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let deleted = Instant::now();
     namespaces.delete(&ns, &DeleteParams::default()).await.unwrap();

@@ -193,8 +193,12 @@ async fn deleting_the_account_secret_first_still_deletes_the_instance() {
     e.secret("pw", &[("password", PASSWORD)]).await;
     e.secret("creds", &[("accessKeyId", KEY_ID), ("accessKeySecret", KEY_SECRET)])
         .await;
-    e.create("acct", spec(json!({ "credentialsSecretRef": { "name": "creds" } })))
-        .await;
+    e.provider_config("creds", "creds").await;
+    e.create(
+        "acct",
+        spec(json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "creds" } })),
+    )
+    .await;
     e.wait_ready("acct").await;
     let creds: Secret = e.secrets.get("creds").await.unwrap();
     assert!(
@@ -226,10 +230,14 @@ async fn objects_sharing_an_account_secret_and_deleted_together_release_it() {
     e.secret("pw", &[("password", PASSWORD)]).await;
     e.secret("creds", &[("accessKeyId", KEY_ID), ("accessKeySecret", KEY_SECRET)])
         .await;
+    e.provider_config("creds", "creds").await;
     let names = ["s1", "s2", "s3", "s4"];
     for n in names {
-        e.create(n, spec(json!({ "credentialsSecretRef": { "name": "creds" } })))
-            .await;
+        e.create(
+            n,
+            spec(json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "creds" } })),
+        )
+        .await;
     }
     for n in names {
         e.wait_ready(n).await;

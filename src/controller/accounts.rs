@@ -1,13 +1,14 @@
-//! One CDS client, inventory and catalogue per set of credentials, shared by every object that
-//! uses them, so one listing per account and poll period serves all of them.
+//! One CDS client, inventory and catalogue per account, shared by every object that uses it, so
+//! one listing per account and poll period serves all of them; and one call budget (rate
+//! limiter) per config, so one account's burst or outage never slows another.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// An access key id and a fingerprint of its secret.
-type AccountKey = (String, u64);
+/// The config, the endpoint, the access key id and a fingerprint of its secret.
+type AccountKey = (ConfigId, String, String, u64);
 
 /// How long an account nobody asked for is kept.
 const UNUSED_ACCOUNT_TTL: Duration = Duration::from_secs(3600);
@@ -20,6 +21,7 @@ use crate::cds::client::{CallObserver, SendGate};
 use crate::cds::inventory::Inventory;
 use crate::cds::preflight::Preflight;
 use crate::cds::{CdsClient, CdsError, ClientConfig, Credentials, SharedRateLimiter};
+use crate::crd::account::ConfigId;
 
 /// Everything tied to one access key.
 pub struct Account {
@@ -33,6 +35,8 @@ pub struct Account {
     pub preflight: Preflight,
     /// The shared backup listings, per instance.
     pub backups: BackupListings,
+    /// The config's call budget the client waits on.
+    limiter: SharedRateLimiter,
 }
 
 /// How long an account's lookups are cached.
@@ -44,11 +48,24 @@ pub struct Ttls {
     pub preflight: Duration,
 }
 
-/// The accounts in use, keyed by access key id and a fingerprint of the secret (a rotated
-/// secret gets a fresh account; the fingerprint never leaves memory).
+/// What a config asks of its account, where it differs from the operator's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Budget {
+    /// The endpoint.
+    pub endpoint: Option<String>,
+    /// Calls per second.
+    pub qps: Option<f64>,
+    /// Burst.
+    pub burst: Option<u32>,
+}
+
+/// The accounts in use, keyed by config, endpoint, access key id and a fingerprint of the secret
+/// (a rotated secret gets a fresh account; the fingerprint never leaves memory). The rate limiter
+/// is kept per config, across rotations.
 pub struct Accounts {
     config: ClientConfig,
-    limiter: SharedRateLimiter,
+    default_rate: (f64, u32),
+    limiters: Mutex<HashMap<ConfigId, ((f64, u32), SharedRateLimiter)>>,
     observer: Arc<dyn CallObserver>,
     gate: Arc<dyn SendGate>,
     ttls: Ttls,
@@ -56,18 +73,19 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// A pool whose clients share `limiter`, report to `observer` and send only while `gate`
-    /// allows it.
+    /// A pool whose accounts get `qps` and `burst` unless their config says otherwise, report
+    /// to `observer` and send only while `gate` allows it.
     pub fn new(
         config: ClientConfig,
-        limiter: SharedRateLimiter,
+        (qps, burst): (f64, u32),
         observer: Arc<dyn CallObserver>,
         gate: Arc<dyn SendGate>,
         ttls: Ttls,
     ) -> Self {
         Self {
             config,
-            limiter,
+            default_rate: (qps, burst),
+            limiters: Mutex::new(HashMap::new()),
             observer,
             gate,
             ttls,
@@ -75,14 +93,40 @@ impl Accounts {
         }
     }
 
-    /// The account of `credentials`, made on first use.
-    pub fn get(&self, credentials: Credentials) -> Result<Arc<Account>, CdsError> {
+    /// The budget of `config`: its rate limiter, made again when its rate changes.
+    fn limiter(&self, config: &ConfigId, budget: &Budget) -> SharedRateLimiter {
+        let rate = (
+            budget.qps.unwrap_or(self.default_rate.0),
+            budget.burst.unwrap_or(self.default_rate.1),
+        );
+        let mut limiters = self.limiters.lock().expect("not poisoned");
+        match limiters.get(config) {
+            Some((r, limiter)) if *r == rate => limiter.clone(),
+            _ => {
+                let limiter = crate::cds::rate_limiter(rate.0, rate.1);
+                limiters.insert(config.clone(), (rate, limiter.clone()));
+                limiter
+            }
+        }
+    }
+
+    /// The account of `credentials` under `config`, made on first use.
+    pub fn get(&self, config: &ConfigId, budget: &Budget, credentials: Credentials) -> Result<Arc<Account>, CdsError> {
         let mut h = DefaultHasher::new();
         credentials.access_key_secret.expose_secret().hash(&mut h);
-        let key = (credentials.access_key_id.clone(), h.finish());
+        let endpoint = budget.endpoint.clone().unwrap_or_else(|| self.config.endpoint.clone());
+        let key = (
+            config.clone(),
+            endpoint.clone(),
+            credentials.access_key_id.clone(),
+            h.finish(),
+        );
+        let limiter = self.limiter(config, budget);
         let mut accounts = self.accounts.lock().expect("not poisoned");
         let now = Instant::now();
-        if let Some((a, used)) = accounts.get_mut(&key) {
+        if let Some((a, used)) = accounts.get_mut(&key)
+            && Arc::ptr_eq(&a.limiter, &limiter)
+        {
             *used = now;
             return Ok(a.clone());
         }
@@ -90,7 +134,11 @@ impl Accounts {
         // mid-rotation): each keeps its own account. Accounts unused for an hour (a rotated-away
         // secret) are dropped.
         accounts.retain(|_, (_, used)| now.duration_since(*used) < UNUSED_ACCOUNT_TTL);
-        let client = CdsClient::new(self.config.clone(), credentials, self.limiter.clone())?
+        let client_config = ClientConfig {
+            endpoint,
+            ..self.config.clone()
+        };
+        let client = CdsClient::new(client_config, credentials, limiter.clone())?
             .with_observer(self.observer.clone())
             .with_gate(self.gate.clone());
         let account = Arc::new(Account {
@@ -99,6 +147,7 @@ impl Accounts {
             preflight: Preflight::new(self.ttls.preflight),
             backups: BackupListings::default(),
             client,
+            limiter,
         });
         accounts.insert(key, (account.clone(), now));
         Ok(account)

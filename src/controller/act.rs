@@ -65,8 +65,7 @@ impl Act<'_, '_> {
                 Ok(Progress::AwaitChange)
             }
             Step::HoldCredentials => {
-                self.ctx.fence()?;
-                self.ctx.secrets.hold_credentials(self.obj).await?;
+                self.ctx.hold_account(self.obj).await?;
                 Ok(Progress::AwaitChange)
             }
             Step::Release(why) => self.release(why).await,
@@ -127,11 +126,7 @@ impl Act<'_, '_> {
         };
         self.ctx.event(self.obj, EventType::Normal, reason, note).await;
         self.writes.finalizer(false).await?;
-        self.ctx.fence()?;
-        self.ctx
-            .secrets
-            .release_credentials(self.obj, &self.ctx.objects)
-            .await?;
+        self.ctx.release_account(self.obj).await?;
         Ok(Progress::Released)
     }
 

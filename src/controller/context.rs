@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use super::accounts::{Account, Accounts};
+use super::accounts::{Account, Accounts, Budget};
 use super::claims::Claims;
+use super::configs::{self, Configs, Resolved};
 use super::events::{EventPublisher, EventType};
 use super::run::RunConfig;
 use super::secrets::SecretReader;
+use crate::crd::account::{AccountSettings, ConfigId};
 use crate::crd::{RedisInstance, RedisInstanceStatus};
 use crate::error::Error;
 use crate::leader::Leadership;
@@ -38,6 +40,8 @@ pub struct Context {
     pub claims: Arc<Claims>,
     /// Every `RedisInstance` the operator watches.
     pub objects: Store<RedisInstance>,
+    /// The account configs, and who uses them.
+    pub configs: Configs,
     /// Whether this replica may act.
     pub leadership: Leadership,
     /// Whether the watches have listed everything once (the caches can be trusted).
@@ -102,6 +106,7 @@ impl Context {
         events: EventPublisher,
         metrics: Arc<Metrics>,
         objects: Store<RedisInstance>,
+        configs: Configs,
         claims: Arc<Claims>,
         leadership: Leadership,
         readiness: Arc<Readiness>,
@@ -115,6 +120,7 @@ impl Context {
             metrics,
             claims,
             objects,
+            configs,
             leadership,
             readiness,
             memory: Mutex::new(HashMap::new()),
@@ -243,22 +249,122 @@ impl Context {
         self.metrics.retain_phases(|u| alive.contains(u));
     }
 
-    /// The account `obj` uses: its own credentials Secret, else the operator's credentials.
+    /// The account `obj` uses: its config's (`spec.providerConfigRef`, else the
+    /// `ClusterProviderConfig` named `default`), else the operator's own credentials.
     pub async fn account_for(&self, obj: &RedisInstance) -> Result<Arc<Account>, Error> {
-        match self.secrets.credentials(obj).await? {
-            Some(c) => Ok(self.accounts.get(c)?),
-            None => self.operator_account(),
+        match self.configs.resolve(obj)? {
+            Resolved::Operator => self.operator_account(),
+            Resolved::Config { id, settings, .. } => self.config_account(&id, &settings).await,
         }
+    }
+
+    /// The account of config `id`, with the credentials its Secret holds now (a rotated Secret
+    /// takes effect on the next call).
+    pub async fn config_account(&self, id: &ConfigId, settings: &AccountSettings) -> Result<Arc<Account>, Error> {
+        let credentials = self.secrets.config_credentials(settings).await.map_err(|e| match e {
+            Error::SecretNotFound { .. } | Error::SecretKeyMissing { .. } => Error::Credentials(format!("{id}: {e}")),
+            e => e,
+        })?;
+        let budget = Budget {
+            endpoint: settings.endpoint.clone(),
+            qps: settings.qps,
+            burst: settings.burst,
+        };
+        Ok(self.accounts.get(id, &budget, credentials)?)
     }
 
     /// The account of the operator's own credentials.
     pub fn operator_account(&self) -> Result<Arc<Account>, Error> {
         let credentials = self.config.cds.credentials().map_err(|e| Error::Credentials(crate::error_chain(&e)))?.ok_or_else(|| {
             Error::Credentials(
-                "no CDS credentials: give the operator CDS_ACCESS_KEY_ID/CDS_ACCESS_KEY_SECRET or set spec.credentialsSecretRef".into(),
+                "no CDS credentials: the operator has none (CDS_ACCESS_KEY_ID/CDS_ACCESS_KEY_SECRET), no ClusterProviderConfig \"default\" exists, and spec.providerConfigRef is not set".into(),
             )
         })?;
-        Ok(self.accounts.get(credentials)?)
+        Ok(self
+            .accounts
+            .get(&ConfigId::Operator, &Budget::default(), credentials)?)
+    }
+
+    /// What a terminal failure of `obj` depended on besides its spec: the `resourceVersion`s
+    /// of its password Secret and of its config's credentials Secret, and which config.
+    pub fn input_versions(&self, obj: &RedisInstance) -> Vec<String> {
+        let ns = obj.namespace().unwrap_or_default();
+        let version = |ns: &str, name: &str| {
+            self.secrets
+                .meta(ns, name)
+                .and_then(|m| m.resource_version())
+                .unwrap_or_else(|| "absent".to_owned())
+        };
+        let mut versions = vec![version(&ns, &obj.spec.password_secret_ref.name)];
+        match self.configs.resolve(obj) {
+            Ok(Resolved::Config { id, settings, .. }) => {
+                versions.push(id.to_string());
+                versions.push(version(&settings.secret_namespace, &settings.secret_name));
+            }
+            Ok(Resolved::Operator) => {}
+            Err(_) => versions.push(self.configs.id_of(obj).to_string()),
+        }
+        versions
+    }
+
+    /// Whether `obj`'s config, or its credentials Secret, lacks the in-use finalizer (so
+    /// deleting it would leave the instance without an account).
+    pub fn account_unheld(&self, obj: &RedisInstance) -> bool {
+        match self.configs.resolve(obj) {
+            // A config being deleted can take no new finalizer; its Secret still can.
+            Ok(Resolved::Config {
+                settings,
+                held,
+                deleting,
+                ..
+            }) => (!held && !deleting) || self.secrets.unheld(&settings.secret_namespace, &settings.secret_name),
+            _ => false,
+        }
+    }
+
+    /// Holds `obj`'s config and its credentials Secret (in-use finalizers), before anything is
+    /// created with them.
+    pub async fn hold_account(&self, obj: &RedisInstance) -> Result<(), Error> {
+        self.fence()?;
+        if let Resolved::Config {
+            id,
+            settings,
+            held,
+            deleting,
+        } = self.configs.resolve(obj)?
+        {
+            if !held && !deleting {
+                configs::set_config_held(&self.client, &id, true).await?;
+            }
+            self.secrets
+                .set_held(&settings.secret_namespace, &settings.secret_name, true)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// After `obj`'s cleanup finalizer was removed: takes the hold off its credentials Secret if
+    /// no other object may still delete an instance with it, and off its config if nothing else
+    /// uses it. Only a process that sees every object releases (see [`Configs::sees_all`]).
+    pub async fn release_account(&self, obj: &RedisInstance) -> Result<(), Error> {
+        if !self.configs.sees_all {
+            return Ok(());
+        }
+        let mut released = self.secrets.released().await;
+        released.insert(obj.uid().unwrap_or_default());
+        let id = self.configs.id_of(obj);
+        let Some(settings) = self.configs.settings(&id).map(|f| f.settings) else {
+            return Ok(());
+        };
+        self.fence()?;
+        let (ns, name) = (&settings.secret_namespace, &settings.secret_name);
+        if self.configs.secret_holders(ns, name, &released) == 0 {
+            self.secrets.set_held(ns, name, false).await?;
+        }
+        if self.configs.users_of(&id, &released).is_empty() {
+            configs::set_config_held(&self.client, &id, false).await?;
+        }
+        Ok(())
     }
 
     /// Publishes an Event about `obj` (a failure to publish is logged, never fatal).

@@ -43,7 +43,7 @@ pub fn deletion_policy(obj: &RedisInstance, operator_default: DeletionPolicy) ->
 pub fn create_inputs(obj: &RedisInstance, ctx: &Context) -> RejectedCreate {
     RejectedCreate {
         generation: obj.metadata.generation.unwrap_or_default(),
-        secret_versions: ctx.secrets.input_versions(obj),
+        secret_versions: ctx.input_versions(obj),
     }
 }
 
@@ -66,7 +66,7 @@ pub fn local_facts(obj: &RedisInstance, ctx: &Context, now: &Time) -> Facts {
             .as_ref()
             .is_some_and(|r| *r == create_inputs(obj, ctx)),
         name_claimed_by: ctx.claims.holder(&Claim::Name(instance_name(obj)), obj),
-        credentials_unheld: ctx.secrets.credentials_unheld(obj),
+        credentials_unheld: ctx.account_unheld(obj),
         listing_stale: false,
         cloud: Cloud::NotAsked,
         // The intent marker is written before the rate limiter's wait, which is bounded by the

@@ -9,16 +9,18 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 
 use super::accounts::{Accounts, Ttls};
 use super::claims::Claims;
+use super::configs::Configs;
 use super::context::Context;
 use super::events::EventPublisher;
 use super::reconcile::{error_policy, reconcile};
 use super::secrets::{self, SecretReader};
 use crate::config::CdsSettings;
+use crate::crd::account::{AccountConfig as _, ClusterProviderConfig, ConfigId, ProviderConfig};
 use crate::crd::{DeletionPolicy, RedisInstance};
 use crate::duration::parse_duration;
 use crate::leader::{LeaderElector, Leadership, LeaseConfig};
@@ -184,13 +186,19 @@ fn elector(client: &kube::Client, config: &RunConfig, identity: &str) -> LeaderE
     )
 }
 
-/// The watches: objects (feeding the claim index and readiness) and Secrets, metadata-only.
-struct Watches<O, S> {
+/// The watches: objects (feeding the claim index and readiness), Secrets, metadata-only, and
+/// the account configs.
+struct Watches<O, S, C, P> {
     objects: Store<RedisInstance>,
     object_events: O,
     secrets: Store<PartialObjectMeta<Secret>>,
     secret_events: S,
     claims: Arc<Claims>,
+    configs: Configs,
+    cluster_config_events: C,
+    config_events: P,
+    /// Objects to reconcile because their config changed.
+    config_triggers: futures::channel::mpsc::UnboundedReceiver<ObjectRef<RedisInstance>>,
 }
 
 fn watches(
@@ -200,6 +208,8 @@ fn watches(
 ) -> Watches<
     impl futures::Stream<Item = Result<RedisInstance, watcher::Error>> + Send + 'static,
     impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static,
+    impl futures::Stream<Item = Result<ClusterProviderConfig, watcher::Error>> + Send + 'static,
+    impl futures::Stream<Item = Result<ProviderConfig, watcher::Error>> + Send + 'static,
 > {
     let (ri_api, secret_api): (Api<RedisInstance>, Api<PartialObjectMeta<Secret>>) = match namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
@@ -247,12 +257,82 @@ fn watches(
             }),
         )
         .applied_objects();
+    // The configs: every process reads them all (a shard too).
+    let (cluster_store, cluster_writer) = reflector::store();
+    let (namespaced_store, namespaced_writer) = reflector::store();
+    let configs = Configs {
+        cluster: cluster_store,
+        namespaced: namespaced_store,
+        users: objects.clone(),
+        sees_all: true,
+    };
+    let (trigger_tx, config_triggers) = futures::channel::mpsc::unbounded();
+    let cluster_api: Api<ClusterProviderConfig> = Api::all(client.clone());
+    let namespaced_api: Api<ProviderConfig> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (cluster_config_events, config_events) = {
+        let strip = |m: &mut kube::api::ObjectMeta| {
+            m.managed_fields = None;
+            if let Some(a) = m.annotations.as_mut() {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        };
+        // Each change of a config wakes the objects that use it (the store already has it).
+        let wake = |configs: Configs, objects: Store<RedisInstance>, tx: futures::channel::mpsc::UnboundedSender<_>| {
+            move |id: ConfigId| {
+                for r in configs.objects_using(&id, &objects) {
+                    let _ = tx.unbounded_send(r);
+                }
+            }
+        };
+        let wake_cluster = wake(configs.clone(), objects.clone(), trigger_tx.clone());
+        let wake_namespaced = wake(configs.clone(), objects.clone(), trigger_tx);
+        let cluster = readiness
+            .track_initial_list(
+                crate::server::Watch::ClusterConfigs,
+                reflector::reflector(
+                    cluster_writer,
+                    watcher(cluster_api, watcher::Config::default())
+                        .default_backoff()
+                        .modify(move |c: &mut ClusterProviderConfig| strip(&mut c.metadata)),
+                ),
+            )
+            .touched_objects()
+            .inspect(move |c| {
+                if let Ok(c) = c {
+                    wake_cluster(c.id());
+                }
+            });
+        let namespaced = readiness
+            .track_initial_list(
+                crate::server::Watch::Configs,
+                reflector::reflector(
+                    namespaced_writer,
+                    watcher(namespaced_api, watcher::Config::default())
+                        .default_backoff()
+                        .modify(move |c: &mut ProviderConfig| strip(&mut c.metadata)),
+                ),
+            )
+            .touched_objects()
+            .inspect(move |c| {
+                if let Ok(c) = c {
+                    wake_namespaced(c.id());
+                }
+            });
+        (cluster, namespaced)
+    };
     Watches {
         objects,
         object_events,
         secrets,
         secret_events,
         claims,
+        configs,
+        cluster_config_events,
+        config_events,
+        config_triggers,
     }
 }
 
@@ -270,7 +350,7 @@ async fn control(
     let concurrency = config.concurrency;
     let accounts = Accounts::new(
         config.cds.client_config(),
-        config.cds.rate_limiter(),
+        (config.cds.cds_qps, config.cds.cds_burst),
         metrics.clone(),
         Arc::new(LeaseGate(leadership.clone())),
         Ttls {
@@ -286,6 +366,7 @@ async fn control(
         EventPublisher::new(client, "cds-redis-operator", identity),
         metrics,
         w.objects.clone(),
+        w.configs.clone(),
         w.claims,
         leadership,
         readiness,
@@ -295,14 +376,28 @@ async fn control(
         tokio::spawn(async move { housekeeping(&ctx).await })
     };
     let backups = tokio::spawn(super::backup::run(ctx.clone(), stop.clone()));
+    let cluster_configs = tokio::spawn(super::providerconfig::run(
+        ctx.clone(),
+        w.configs.cluster.clone(),
+        w.cluster_config_events,
+        stop.clone(),
+    ));
+    let namespaced_configs = tokio::spawn(super::providerconfig::run(
+        ctx.clone(),
+        w.configs.namespaced.clone(),
+        w.config_events,
+        stop.clone(),
+    ));
+    let mapper_configs = w.configs.clone();
     let schedules = tokio::spawn(super::schedule::run(ctx.clone(), stop.clone()));
     let mapper_store = w.objects.clone();
     tracing::info!("starting the RedisInstance controller");
     Controller::for_stream(w.object_events, w.objects)
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .watches_stream(w.secret_events, move |secret| {
-            secrets::referencing(&secret, &mapper_store)
+            secrets::referencing(&secret, &mapper_store, &mapper_configs)
         })
+        .reconcile_on(w.config_triggers)
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
@@ -316,6 +411,8 @@ async fn control(
     housekeeping.abort();
     let _ = backups.await;
     let _ = schedules.await;
+    let _ = cluster_configs.await;
+    let _ = namespaced_configs.await;
 }
 
 /// Every 30 seconds, once the caches are synced: forgets objects deleted without a finalizer
@@ -326,10 +423,8 @@ async fn housekeeping(ctx: &Context) {
     loop {
         tokio::time::sleep(Duration::from_secs(30)).await;
         ctx.forget_missing();
-        if ctx.fence().is_ok()
-            && let Err(e) = ctx.secrets.release_unneeded_holds(&ctx.objects).await
-        {
-            tracing::warn!(error = %e, "releasing unneeded account Secret holds");
+        if let Err(e) = super::providerconfig::release_unneeded_secret_holds(ctx).await {
+            tracing::warn!(error = %e, "releasing unneeded credentials Secret holds");
         }
     }
 }

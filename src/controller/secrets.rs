@@ -23,7 +23,8 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::cds::Credentials;
-use crate::crd::{FIELD_MANAGER, FINALIZER, RedisInstance};
+use crate::crd::account::AccountSettings;
+use crate::crd::{FIELD_MANAGER, RedisInstance};
 use crate::error::Error;
 
 /// The data of a Secret, as fetched: its keys and values, sorted by key. A slice, not a
@@ -68,9 +69,7 @@ pub const RECORD_ROLE: &str = "password-record";
 pub const CONNECTION_ROLE: &str = "connection";
 /// Role of a backup's download Secrets.
 pub const DOWNLOAD_ROLE: &str = "backup-download";
-/// Finalizer on an account Secret while an object may still need it to delete its instance
-/// (contract, Ownership rule 4).
-pub const IN_USE_FINALIZER: &str = "cds.capitalonline.net/in-use";
+pub use crate::crd::account::IN_USE_FINALIZER;
 /// Key of the password in the password record.
 const RECORD_KEY: &str = "password";
 
@@ -167,25 +166,12 @@ impl SecretReader {
         self.value(&namespace(obj), &r.name, &r.key).await
     }
 
-    /// The credentials `obj` references, if it references any.
-    pub async fn credentials(&self, obj: &RedisInstance) -> Result<Option<Credentials>, Error> {
-        let Some(r) = &obj.spec.credentials_secret_ref else {
-            return Ok(None);
-        };
-        let ns = namespace(obj);
-        let id = self.value(&ns, &r.name, "accessKeyId").await?;
-        let secret = self.value(&ns, &r.name, "accessKeySecret").await?;
-        Ok(Some(Credentials::new(id, secret)))
-    }
-
     /// The `resourceVersion`s of the Secrets `obj` reads (password, credentials), as the
     /// metadata store knows them: what a terminal failure depended on.
     pub fn input_versions(&self, obj: &RedisInstance) -> Vec<String> {
         let ns = namespace(obj);
-        let credentials = obj.spec.credentials_secret_ref.as_ref().map(|r| r.name.as_str());
-        [Some(obj.spec.password_secret_ref.name.as_str()), credentials]
+        [obj.spec.password_secret_ref.name.as_str()]
             .into_iter()
-            .flatten()
             .map(|name| {
                 self.meta(&ns, name)
                     .and_then(|m| m.resource_version())
@@ -309,68 +295,47 @@ impl SecretReader {
         Ok(())
     }
 
-    /// Whether `obj`'s account Secret exists without our in-use finalizer (so deleting it
-    /// would leave the instance without credentials).
-    pub fn credentials_unheld(&self, obj: &RedisInstance) -> bool {
-        let Some(r) = &obj.spec.credentials_secret_ref else {
-            return false;
-        };
-        self.meta(&namespace(obj), &r.name)
-            .is_some_and(|m| !m.finalizers().iter().any(|f| f == IN_USE_FINALIZER))
+    /// The objects released (cleanup finalizer removed) whose holds may not show yet in the
+    /// caches: two objects sharing a Secret and released milliseconds apart each still see the
+    /// other's finalizer, and without this memory neither would take the hold off. Releases are
+    /// serialised by this lock.
+    pub async fn released(&self) -> tokio::sync::MutexGuard<'_, HashSet<String>> {
+        self.released.lock().await
     }
 
-    /// Puts the in-use finalizer on `obj`'s account Secret (a conditional merge patch).
-    pub async fn hold_credentials(&self, obj: &RedisInstance) -> Result<(), Error> {
-        let Some(r) = &obj.spec.credentials_secret_ref else {
-            return Ok(());
-        };
-        self.set_in_use(&namespace(obj), &r.name, true).await
+    /// Whether the Secret `ns/name` exists, is not being deleted (it can take no new finalizer
+    /// then) and lacks our in-use finalizer.
+    pub fn unheld(&self, ns: &str, name: &str) -> bool {
+        self.meta(ns, name).is_some_and(|m| {
+            m.metadata.deletion_timestamp.is_none() && !m.finalizers().iter().any(|f| f == IN_USE_FINALIZER)
+        })
     }
 
-    /// Takes the in-use finalizer off `obj`'s account Secret (after `obj`'s cleanup finalizer
-    /// was removed), unless another object that may still delete an instance uses it.
-    ///
-    /// Releases are serialised and remember whom they released: two objects sharing a Secret
-    /// and released milliseconds apart each still see the other's finalizer in the cache, and
-    /// without the memory neither would take the hold off.
-    pub async fn release_credentials(&self, obj: &RedisInstance, objects: &Store<RedisInstance>) -> Result<(), Error> {
-        let Some(r) = &obj.spec.credentials_secret_ref else {
-            return Ok(());
-        };
-        let mut released = self.released.lock().await;
-        released.insert(obj.uid().unwrap_or_default());
-        let ns = namespace(obj);
-        if holders(objects, &released, &ns, &r.name) > 0 {
-            return Ok(());
-        }
-        self.set_in_use(&ns, &r.name, false).await
-    }
-
-    /// Takes the in-use finalizer off every account Secret that no object needs any more: one
-    /// whose last user was released by a process killed between its two writes, or whose users
-    /// now reference another Secret. Run by the leader on synced caches; returns how many holds
-    /// it released.
-    pub async fn release_unneeded_holds(&self, objects: &Store<RedisInstance>) -> Result<usize, Error> {
-        let mut released = self.released.lock().await;
-        // Objects gone from the cache no longer need remembering.
-        let alive: std::collections::HashSet<String> = objects.state().iter().filter_map(|o| o.uid()).collect();
-        released.retain(|u| alive.contains(u));
-        let held: Vec<(String, String)> = self
-            .store
+    /// The Secrets (namespace, name) carrying our in-use finalizer.
+    pub fn held(&self) -> Vec<(String, String)> {
+        self.store
             .state()
             .iter()
             .filter(|m| m.finalizers().iter().any(|f| f == IN_USE_FINALIZER))
             .map(|m| (m.namespace().unwrap_or_default(), m.name_any()))
-            .collect();
-        let mut count = 0;
-        for (ns, name) in held {
-            if holders(objects, &released, &ns, &name) == 0 {
-                tracing::info!(secret = %format!("{ns}/{name}"), "no object needs this account Secret any more: releasing it");
-                self.set_in_use(&ns, &name, false).await?;
-                count += 1;
-            }
-        }
-        Ok(count)
+            .collect()
+    }
+
+    /// The credentials in the Secret a config names.
+    pub async fn config_credentials(&self, s: &AccountSettings) -> Result<Credentials, Error> {
+        let id = self
+            .value(&s.secret_namespace, &s.secret_name, &s.access_key_id_key)
+            .await?;
+        let secret = self
+            .value(&s.secret_namespace, &s.secret_name, &s.access_key_secret_key)
+            .await?;
+        Ok(Credentials::new(id, secret))
+    }
+
+    /// Adds (`held`) or removes our in-use finalizer on the Secret `ns/name` (a fresh metadata
+    /// read, then a conditional merge patch).
+    pub async fn set_held(&self, ns: &str, name: &str, held: bool) -> Result<(), Error> {
+        self.set_in_use(ns, name, held).await
     }
 
     async fn set_in_use(&self, ns: &str, name: &str, held: bool) -> Result<(), Error> {
@@ -380,6 +345,10 @@ impl SecretReader {
         };
         let mut finalizers: Vec<String> = secret.finalizers().to_vec();
         let has = finalizers.iter().any(|f| f == IN_USE_FINALIZER);
+        if held && secret.metadata.deletion_timestamp.is_some() {
+            // No finalizer can be added to an object being deleted.
+            return Ok(());
+        }
         match (held, has) {
             (true, false) => finalizers.push(IN_USE_FINALIZER.to_owned()),
             (false, true) => finalizers.retain(|f| f != IN_USE_FINALIZER),
@@ -413,21 +382,6 @@ fn same_data(existing: &SecretData, data: &BTreeMap<String, String>) -> bool {
         && data
             .iter()
             .all(|(k, v)| existing.get(k).is_some_and(|b| b.0 == v.as_bytes()))
-}
-
-/// How many objects in `objects` may still delete an instance with the account Secret
-/// `ns/name`: those referencing it that carry the cleanup finalizer and were not released.
-fn holders(objects: &Store<RedisInstance>, released: &HashSet<String>, ns: &str, name: &str) -> usize {
-    objects
-        .state()
-        .iter()
-        .filter(|o| {
-            o.namespace().as_deref() == Some(ns)
-                && o.spec.credentials_secret_ref.as_ref().is_some_and(|c| c.name == name)
-                && o.finalizers().iter().any(|f| f == FINALIZER)
-                && !o.uid().is_some_and(|u| released.contains(&u))
-        })
-        .count()
 }
 
 /// The name of the password record of `obj`. It carries the object's UID, so neither another
@@ -467,6 +421,7 @@ fn controller_uid(refs: &[OwnerReference]) -> Option<String> {
 pub fn referencing(
     secret: &PartialObjectMeta<Secret>,
     instances: &Store<RedisInstance>,
+    configs: &super::configs::Configs,
 ) -> Vec<ObjectRef<RedisInstance>> {
     let ns = secret.namespace();
     let name = secret.name_any();
@@ -481,13 +436,16 @@ pub fn referencing(
     if is_record(secret) {
         return out;
     }
+    // The objects whose config reads it (a config's Secret may be in another namespace).
+    for id in configs.reading_secret(ns.as_deref().unwrap_or_default(), &name) {
+        out.extend(configs.objects_using(&id, instances));
+    }
     for obj in instances.state() {
         if obj.namespace() != ns {
             continue;
         }
         let s = &obj.spec;
         let refs = s.password_secret_ref.name == name
-            || s.credentials_secret_ref.as_ref().is_some_and(|r| r.name == name)
             || s.write_connection_secret_to_ref
                 .as_ref()
                 .is_some_and(|r| r.name == name);

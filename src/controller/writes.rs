@@ -96,10 +96,23 @@ pub async fn write_finalizer<K: Written>(
     resource_version: &mut Option<String>,
     present: bool,
 ) -> Result<K, Error> {
+    write_named_finalizer(ctx, api, obj, resource_version, FINALIZER, present).await
+}
+
+/// Adds (`true`) or removes (`false`) the finalizer `name` of `obj`, keeping every other one,
+/// conditional on `resource_version` (which it then advances); fenced.
+pub async fn write_named_finalizer<K: Written>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    resource_version: &mut Option<String>,
+    name: &str,
+    present: bool,
+) -> Result<K, Error> {
     ctx.fence()?;
-    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != name).cloned().collect();
     if present {
-        finalizers.push(FINALIZER.to_owned());
+        finalizers.push(name.to_owned());
     }
     // The resourceVersion makes the merge patch conditional: no lost update of other finalizers.
     let patch = json!({ "metadata": { "resourceVersion": resource_version, "finalizers": finalizers } });

@@ -54,8 +54,12 @@ pub mod synced {
     pub const EXTERNALLY_DELETED: &str = "ExternallyDeleted";
     /// The instance to adopt or observe does not exist.
     pub const INSTANCE_NOT_FOUND: &str = "InstanceNotFound";
-    /// Neither the operator nor the object has CDS credentials.
+    /// Neither the operator nor the object has CDS credentials, or the config's Secret is
+    /// missing or lacks a key.
     pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
+    /// `spec.providerConfigRef` names a config that does not exist (or a `ProviderConfig` of
+    /// another namespace).
+    pub const PROVIDER_CONFIG_NOT_FOUND: &str = "ProviderConfigNotFound";
     /// A Kubernetes API call failed; retried with backoff.
     pub const KUBERNETES_API_ERROR: &str = "KubernetesAPIError";
     /// Another object records the cloud instance (or creates one with the same name).
@@ -79,7 +83,7 @@ pub mod synced {
     /// The reasons only a change of the object, its Secrets or the cloud by a person can clear:
     /// the object is `Stalled`, and nothing is retried on its own. Every other failure reason is
     /// retried with backoff. The one list, used by the error type, the status and the soak.
-    pub const TERMINAL: [&str; 15] = [
+    pub const TERMINAL: [&str; 16] = [
         SECRET_NOT_FOUND,
         SECRET_KEY_MISSING,
         INVALID_SPEC,
@@ -89,6 +93,7 @@ pub mod synced {
         EXTERNALLY_DELETED,
         INSTANCE_NOT_FOUND,
         CREDENTIALS_MISSING,
+        PROVIDER_CONFIG_NOT_FOUND,
         INSTANCE_IN_USE,
         SECRET_CONFLICT,
         REGION_NOT_ON_SALE,

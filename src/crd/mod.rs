@@ -6,6 +6,7 @@
 //! Admission-time rules (immutability, exactly-one-of, port rules) are CEL rules in the schema,
 //! so the API server enforces them before the operator ever sees a bad object.
 
+pub mod account;
 pub mod backup;
 pub mod conditions;
 mod naming;
@@ -138,10 +139,13 @@ pub struct RedisInstanceSpec {
     /// change of the Secret is reported as `PasswordOutOfSync`.
     pub password_secret_ref: SecretKeyRef,
 
-    /// Secret (in this namespace) with `accessKeyId` and `accessKeySecret` to use for this
-    /// instance instead of the operator's own credentials. May be changed to rotate keys.
+    /// The CDS account of the instance: a `ClusterProviderConfig` (`{name}`), or a
+    /// `ProviderConfig` of this namespace (`{kind: ProviderConfig, name}`). Without it, the
+    /// `ClusterProviderConfig` named `default` if it exists, else the operator's own credentials.
+    /// Rotate keys by changing the config's Secret; pointing an existing instance at another
+    /// account makes it invisible to the operator (reported as `ExternallyDeleted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials_secret_ref: Option<SecretRef>,
+    pub provider_config_ref: Option<account::ProviderConfigRef>,
 
     /// Secret (in this namespace) the operator writes for applications: `host`, `port`,
     /// `password`, `uri` (`redis://:PASSWORD@HOST:PORT`) and `instanceUuid`. Owned by this object.
@@ -430,6 +434,8 @@ impl RedisInstance {
 /// `RedisBackupSchedule`, `RedisInstance`.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
+        account::ClusterProviderConfig::crd(),
+        account::ProviderConfig::crd(),
         backup::RedisBackup::crd(),
         backup::RedisBackupSchedule::crd(),
         RedisInstance::crd(),

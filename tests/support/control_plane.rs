@@ -582,8 +582,12 @@ impl ControlPlane {
     /// (the control plane starts with them installed; this applies them again, in case a test
     /// changed one).
     pub async fn install_crd(&self, client: &kube::Client) {
-        for file in ["redisinstances", "redisbackups", "redisbackupschedules"] {
-            let path = repo_root().join(format!("crds/{file}.cds.capitalonline.net.yaml"));
+        let mut files: Vec<_> = std::fs::read_dir(repo_root().join("crds"))
+            .expect("read crds/")
+            .map(|e| e.expect("read crds/").path())
+            .collect();
+        files.sort();
+        for path in files {
             install_one_crd(client, &std::fs::read_to_string(path).expect("read crds/")).await;
         }
     }

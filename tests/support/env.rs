@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use cds_redis_operator::crd::account::ProviderConfig;
 use cds_redis_operator::crd::{RedisInstance, RedisInstanceStatus};
 use cds_redis_operator::simulator::{RunningSimulator, SimulatorConfig};
 use k8s_openapi::api::core::v1::Secret;
@@ -77,6 +78,27 @@ impl Env {
             .patch(name, &PatchParams::apply("tests").force(), &Patch::Apply(&s))
             .await
             .unwrap();
+    }
+
+    /// A `ProviderConfig` `name` in the namespace reading the Secret `secret`.
+    pub async fn provider_config(&self, name: &str, secret: &str) {
+        let api: Api<ProviderConfig> = Api::namespaced(self.api.clone().into_client(), &self.ns);
+        let pc: ProviderConfig = serde_json::from_value(json!({
+            "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "ProviderConfig",
+            "metadata": { "name": name }, "spec": { "credentials": { "secretRef": { "name": secret } } },
+        }))
+        .unwrap();
+        api.patch(name, &PatchParams::apply("tests").force(), &Patch::Apply(&pc))
+            .await
+            .unwrap();
+    }
+
+    /// A Secret `name` with the simulator's account and a `ProviderConfig` of the same name
+    /// reading it (`{"providerConfigRef": {"kind": "ProviderConfig", "name": name}}` uses it).
+    pub async fn account(&self, name: &str) {
+        self.secret(name, &[("accessKeyId", KEY_ID), ("accessKeySecret", KEY_SECRET)])
+            .await;
+        self.provider_config(name, name).await;
     }
 
     pub async fn create(&self, name: &str, spec: Value) -> RedisInstance {

@@ -20,6 +20,7 @@ mod rounds;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use cds_redis_operator::crd::account::ProviderConfig;
 use cds_redis_operator::crd::{RedisInstance, default_instance_name};
 use cds_redis_operator::simulator::{RunningSimulator, SimulatorConfig};
 use k8s_openapi::api::core::v1::Secret;
@@ -263,7 +264,7 @@ type AccessKey = (&'static str, &'static str);
 const REPLICA_A: AccessKey = ("AKIDsoakReplicaA", "sk-soak-replica-a-DO-NOT-LEAK");
 /// The key of replica B of a frozen-leader round.
 const REPLICA_B: AccessKey = ("AKIDsoakReplicaB", "sk-soak-replica-b-DO-NOT-LEAK");
-/// The key in the account Secrets objects reference (`spec.credentialsSecretRef`).
+/// The key in the account Secrets objects use (through a `ProviderConfig`).
 const ACCOUNT: AccessKey = ("AKIDsoakAccount", "sk-soak-account-DO-NOT-LEAK");
 
 /// What the soak expects of an object it made.
@@ -589,6 +590,17 @@ impl Soak {
         let created = self.secrets_api(ns).create(&PostParams::default(), &s).await.unwrap();
         self.foreign
             .insert((ns.to_owned(), name.to_owned()), Foreign { created, may_hold });
+    }
+
+    /// A user's `ProviderConfig` `ns/name` reading the Secret `secret` of its namespace.
+    async fn provider_config(&self, ns: &str, name: &str, secret: &str) {
+        let api: Api<ProviderConfig> = Api::namespaced(self.client.clone(), ns);
+        let pc: ProviderConfig = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": { "credentials": { "secretRef": { "name": secret } } },
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &pc).await.unwrap();
     }
 
     /// Deletes a user's Secret: it is no longer checked, but must go.

@@ -199,11 +199,12 @@ impl Soak {
         let (creds, pw) = (format!("creds-r{round}"), format!("pw-r{round}"));
         let account = [("accessKeyId", ACCOUNT.0), ("accessKeySecret", ACCOUNT.1)];
         self.user_secret(&ns, &creds, &account, true).await;
+        self.provider_config(&ns, &creds, &creds).await;
         self.user_secret(&ns, &pw, &[("password", "soak-password-2")], false)
             .await;
         let mut made = vec![];
         for _ in 0..self.rng.random_range(2..=3) {
-            let mut extra = json!({ "credentialsSecretRef": { "name": creds }, "passwordSecretRef": { "name": pw } });
+            let mut extra = json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": creds }, "passwordSecretRef": { "name": pw } });
             if self.rng.random_bool(0.2) {
                 extra["deletionPolicy"] = json!("Retain");
             }
@@ -234,11 +235,12 @@ impl Soak {
             let s = serde_json::from_value(json!({ "metadata": { "name": name }, "stringData": data })).unwrap();
             secrets.create(&Default::default(), &s).await.unwrap();
         }
+        self.provider_config(&ns, "creds", "creds").await;
         for _ in 0..self.rng.random_range(2..=4) {
             let name = self.next_name("d");
             let mut extra = json!({});
             if self.rng.random_bool(0.5) {
-                extra["credentialsSecretRef"] = json!({ "name": "creds" });
+                extra["providerConfigRef"] = json!({ "kind": "ProviderConfig", "name": "creds" });
             }
             if self.rng.random_bool(0.5) {
                 extra["writeConnectionSecretToRef"] = json!({ "name": format!("conn-{name}") });

@@ -1,0 +1,266 @@
+//! Which account an object uses (`spec.providerConfigRef`, else the `ClusterProviderConfig`
+//! named `default`, else the operator's own credentials), who uses a config, and the holds that
+//! keep a config and its credentials Secret while objects still need them (`accounts.md`).
+//!
+//! Holds are taken by the process that reconciles the object, before it creates anything; they
+//! are released only by a process that sees every object ([`Configs::sees_all`]): a shard sees
+//! only its own part and would release a hold another shard's object still needs.
+
+use std::collections::HashSet;
+
+use kube::ResourceExt as _;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::crd::account::{
+    AccountConfig, AccountSettings, ClusterProviderConfig, ConfigId, DEFAULT_CONFIG, IN_USE_FINALIZER, ProviderConfig,
+    ProviderConfigKind,
+};
+use crate::crd::{FINALIZER, RedisInstance};
+use crate::error::Error;
+
+/// The configs every process watches.
+#[derive(Clone)]
+pub struct Configs {
+    /// `ClusterProviderConfig`s.
+    pub cluster: Store<ClusterProviderConfig>,
+    /// `ProviderConfig`s of every watched namespace.
+    pub namespaced: Store<ProviderConfig>,
+    /// Every object that may use a config (all of them in a process that sees every object;
+    /// the shard's own otherwise).
+    pub users: Store<RedisInstance>,
+    /// Whether `users` holds every object of the cluster (the process is not a shard), so
+    /// holds may be released and `users` counted.
+    pub sees_all: bool,
+}
+
+/// A config as the cache has it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    /// Its settings.
+    pub settings: AccountSettings,
+    /// Whether it carries the in-use finalizer.
+    pub held: bool,
+    /// Whether it is being deleted.
+    pub deleting: bool,
+}
+
+/// The account an object uses, as resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolved {
+    /// The operator's own credentials.
+    Operator,
+    /// A config.
+    Config {
+        /// Which.
+        id: ConfigId,
+        /// Its settings.
+        settings: AccountSettings,
+        /// Whether it carries the in-use finalizer.
+        held: bool,
+        /// Whether it is being deleted (no finalizer can be added then).
+        deleting: bool,
+    },
+}
+
+impl Configs {
+    /// The config `obj` uses, by identity, whether it exists or not.
+    pub fn id_of(&self, obj: &RedisInstance) -> ConfigId {
+        match &obj.spec.provider_config_ref {
+            Some(r) => r.id(&obj.namespace().unwrap_or_default()),
+            None if self.cluster.get(&ObjectRef::new(DEFAULT_CONFIG)).is_some() => {
+                ConfigId::Cluster(DEFAULT_CONFIG.to_owned())
+            }
+            None => ConfigId::Operator,
+        }
+    }
+
+    /// The config `obj` uses, or `ProviderConfigNotFound` saying what exists instead.
+    pub fn resolve(&self, obj: &RedisInstance) -> Result<Resolved, Error> {
+        let id = self.id_of(obj);
+        match self.settings(&id) {
+            Some(found) => Ok(Resolved::Config {
+                id,
+                settings: found.settings,
+                held: found.held,
+                deleting: found.deleting,
+            }),
+            None if id == ConfigId::Operator => Ok(Resolved::Operator),
+            None => Err(Error::ProviderConfigNotFound(self.not_found(&id))),
+        }
+    }
+
+    /// Config `id` as the cache has it, if it exists.
+    pub fn settings(&self, id: &ConfigId) -> Option<Found> {
+        fn found<K: AccountConfig>(c: &K) -> Found {
+            Found {
+                settings: c.settings(),
+                held: c.finalizers().iter().any(|f| f == IN_USE_FINALIZER),
+                deleting: c.meta().deletion_timestamp.is_some(),
+            }
+        }
+        match id {
+            ConfigId::Operator => None,
+            ConfigId::Cluster(name) => self.cluster.get(&ObjectRef::new(name)).map(|c| found(c.as_ref())),
+            ConfigId::Namespaced(ns, name) => self
+                .namespaced
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|c| found(c.as_ref())),
+        }
+    }
+
+    /// Why `id` cannot be used, with what exists that the user may have meant.
+    fn not_found(&self, id: &ConfigId) -> String {
+        match id {
+            ConfigId::Operator => "no CDS credentials".to_owned(),
+            ConfigId::Cluster(name) => {
+                let mut msg = format!("ClusterProviderConfig {name:?} not found");
+                let local: Vec<String> = self
+                    .namespaced
+                    .state()
+                    .iter()
+                    .filter(|c| c.name_any() == *name)
+                    .map(|c| c.namespace().unwrap_or_default())
+                    .collect();
+                if !local.is_empty() {
+                    msg.push_str(&format!(
+                        " (a ProviderConfig of that name exists in namespace {}: name it with kind: ProviderConfig)",
+                        local.join(", ")
+                    ));
+                }
+                msg
+            }
+            ConfigId::Namespaced(ns, name) => {
+                let mut msg = format!("ProviderConfig {name:?} not found in namespace {ns}");
+                let elsewhere: Vec<String> = self
+                    .namespaced
+                    .state()
+                    .iter()
+                    .filter(|c| c.name_any() == *name)
+                    .map(|c| c.namespace().unwrap_or_default())
+                    .collect();
+                if !elsewhere.is_empty() {
+                    msg.push_str(&format!(
+                        "; a ProviderConfig of that name exists in namespace {}, but a ProviderConfig serves only the objects of its own namespace (use a ClusterProviderConfig to share an account)",
+                        elsewhere.join(", ")
+                    ));
+                }
+                if self.cluster.get(&ObjectRef::new(name)).is_some() {
+                    msg.push_str("; a ClusterProviderConfig of that name exists: drop kind: ProviderConfig to use it");
+                }
+                msg
+            }
+        }
+    }
+
+    /// The objects that use config `id` (not counting `released` ones), by `namespace/name`.
+    pub fn users_of(&self, id: &ConfigId, released: &HashSet<String>) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .users
+            .state()
+            .iter()
+            .filter(|o| !o.uid().is_some_and(|u| released.contains(&u)) && self.id_of(o) == *id)
+            .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
+            .collect();
+        users.sort();
+        users
+    }
+
+    /// How many objects may still delete a cloud instance with the credentials Secret
+    /// `ns/name`: those with the cleanup finalizer whose config reads that Secret, not counting
+    /// `released` ones.
+    pub fn secret_holders(&self, ns: &str, name: &str, released: &HashSet<String>) -> usize {
+        self.users
+            .state()
+            .iter()
+            .filter(|o| {
+                o.finalizers().iter().any(|f| f == FINALIZER)
+                    && !o.uid().is_some_and(|u| released.contains(&u))
+                    && self
+                        .settings(&self.id_of(o))
+                        .is_some_and(|f| f.settings.secret_namespace == ns && f.settings.secret_name == name)
+            })
+            .count()
+    }
+
+    /// The configs whose credentials are the Secret `ns/name`.
+    pub fn reading_secret(&self, ns: &str, name: &str) -> Vec<ConfigId> {
+        let reads = |s: AccountSettings| s.secret_namespace == ns && s.secret_name == name;
+        let cluster = self
+            .cluster
+            .state()
+            .into_iter()
+            .filter(|c| reads(c.settings()))
+            .map(|c| c.id());
+        let namespaced = self
+            .namespaced
+            .state()
+            .into_iter()
+            .filter(|c| reads(c.settings()))
+            .map(|c| c.id());
+        cluster.chain(namespaced).collect()
+    }
+
+    /// The objects (of this process) that use config `id`, to reconcile when it changes.
+    pub fn objects_using(&self, id: &ConfigId, objects: &Store<RedisInstance>) -> Vec<ObjectRef<RedisInstance>> {
+        objects
+            .state()
+            .iter()
+            .filter(|o| self.id_of(o) == *id)
+            .map(|o| ObjectRef::from_obj(o.as_ref()))
+            .collect()
+    }
+}
+
+/// The kind of a config id, for messages and API calls.
+pub fn kind_of(id: &ConfigId) -> Option<ProviderConfigKind> {
+    match id {
+        ConfigId::Operator => None,
+        ConfigId::Cluster(_) => Some(ProviderConfigKind::ClusterProviderConfig),
+        ConfigId::Namespaced(..) => Some(ProviderConfigKind::ProviderConfig),
+    }
+}
+
+/// Adds (`held`) or removes the in-use finalizer of config `id` (on a fresh read, conditional on
+/// its `resourceVersion`); nothing if the config does not exist.
+pub async fn set_config_held(client: &kube::Client, id: &ConfigId, held: bool) -> Result<(), Error> {
+    match id {
+        ConfigId::Operator => Ok(()),
+        ConfigId::Cluster(name) => {
+            set_finalizer(&kube::Api::<ClusterProviderConfig>::all(client.clone()), name, held).await
+        }
+        ConfigId::Namespaced(ns, name) => {
+            set_finalizer(&kube::Api::<ProviderConfig>::namespaced(client.clone(), ns), name, held).await
+        }
+    }
+}
+
+/// Adds or removes the in-use finalizer of `name` (a fresh metadata read, then a merge patch
+/// conditional on its `resourceVersion`).
+pub async fn set_finalizer<K>(api: &kube::Api<K>, name: &str, held: bool) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(meta) = api.get_metadata_opt(name).await? else {
+        return Ok(());
+    };
+    let mut finalizers: Vec<String> = meta.finalizers().to_vec();
+    let has = finalizers.iter().any(|f| f == IN_USE_FINALIZER);
+    if held && meta.metadata.deletion_timestamp.is_some() {
+        // No finalizer can be added to an object being deleted.
+        return Ok(());
+    }
+    match (held, has) {
+        (true, false) => finalizers.push(IN_USE_FINALIZER.to_owned()),
+        (false, true) => finalizers.retain(|f| f != IN_USE_FINALIZER),
+        _ => return Ok(()),
+    }
+    let patch =
+        serde_json::json!({ "metadata": { "resourceVersion": meta.resource_version(), "finalizers": finalizers } });
+    api.patch_metadata(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
