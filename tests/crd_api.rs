@@ -373,6 +373,8 @@ fn crds_folder_matches_the_binary() {
     let mut all = String::new();
     // In the order of the files (`cat crds/*.yaml` is what `crd` prints).
     for (kind, plural) in [
+        ("ClusterProviderConfig", "clusterproviderconfigs"),
+        ("ProviderConfig", "providerconfigs"),
         ("RedisBackup", "redisbackups"),
         ("RedisBackupSchedule", "redisbackupschedules"),
         ("RedisInstance", "redisinstances"),
@@ -391,8 +393,8 @@ fn crds_folder_matches_the_binary() {
     assert_eq!(crd(&[]), (true, all), "without --kind: every CRD");
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
-        3,
-        "crds/ holds the three CRDs only"
+        5,
+        "crds/ holds the five CRDs only"
     );
     assert!(!crd(&["--kind", "Nope"]).0);
 }

@@ -25,18 +25,59 @@ const MAX_PAGES: i64 = 100;
 /// The longest wait between two read attempts (unless the cloud asks for more).
 const RETRY_CAP: Duration = Duration::from_secs(10);
 
-/// A rate limiter shared by every client of the process, so all reconciles together stay under
-/// one budget of cloud calls.
-pub type SharedRateLimiter = Arc<DefaultDirectRateLimiter>;
+/// The call budget of one account, shared by every client of that account, so all reconciles
+/// together stay under its quota: a token bucket, and a pause while the cloud throttles the
+/// account.
+pub type SharedRateLimiter = Arc<CallBudget>;
 
-/// A token bucket refilled at `qps` per second holding at most `burst` tokens.
+/// A token bucket refilled at `qps` per second holding at most `burst` tokens, with no pause.
 pub fn rate_limiter(qps: f64, burst: u32) -> SharedRateLimiter {
     let burst = NonZeroU32::new(burst.max(1)).expect("burst is at least 1");
     let period = Duration::from_secs_f64(1.0 / qps.max(0.001));
     let quota = Quota::with_period(period)
         .expect("period is positive")
         .allow_burst(burst);
-    Arc::new(RateLimiter::direct(quota))
+    Arc::new(CallBudget {
+        bucket: RateLimiter::direct(quota),
+        paused_until: std::sync::Mutex::new(None),
+        throttled: std::sync::atomic::AtomicU32::new(0),
+    })
+}
+
+/// The longest pause of an account the cloud keeps throttling.
+const PAUSE_CAP: Duration = Duration::from_secs(30);
+
+/// One account's budget of cloud calls.
+pub struct CallBudget {
+    bucket: DefaultDirectRateLimiter,
+    /// While the cloud throttles the account, no call is sent before this: calls fail at once
+    /// (retryable), so that reconciles of a throttled account neither wait in the workers every
+    /// account shares nor add to the throttling.
+    paused_until: std::sync::Mutex<Option<Instant>>,
+    /// Throttling answers in a row.
+    throttled: std::sync::atomic::AtomicU32,
+}
+
+impl CallBudget {
+    /// How long calls are still paused, if they are.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = (*self.paused_until.lock().expect("not poisoned"))?;
+        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// The cloud throttled a call: pause the account, longer each time in a row.
+    fn throttled(&self, suggested: Duration) {
+        let n = self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let pause = backoff::exponential(Duration::from_secs(1), n, PAUSE_CAP).max(suggested);
+        *self.paused_until.lock().expect("not poisoned") = Some(Instant::now() + pause);
+    }
+
+    /// A call got through: the throttling is over.
+    fn answered(&self) {
+        if self.throttled.swap(0, std::sync::atomic::Ordering::Relaxed) > 0 {
+            *self.paused_until.lock().expect("not poisoned") = None;
+        }
+    }
 }
 
 /// Receives one report per cloud call, for metrics. Never sees a URL, body or secret.
@@ -393,6 +434,9 @@ impl CdsClient {
         let mut attempt = 1;
         loop {
             match self.send(service, action, Method::Get, &params, None).await {
+                // A throttled account's calls are paused: the caller retries later, without
+                // holding a worker every account shares.
+                Err(e) if e.is_throttled() => return Err(e),
                 Err(e) if e.is_retryable() && attempt < attempts => {
                     let delay = backoff::exponential(self.inner.config.retry_base, attempt, RETRY_CAP)
                         .max(e.retry_after().unwrap_or_default());
@@ -462,8 +506,18 @@ impl CdsClient {
         params: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<Envelope, CdsError> {
+        if let Some(left) = self.inner.limiter.paused_for() {
+            return Err(CdsError::other(
+                action,
+                ErrorKind::RateLimited,
+                &format!(
+                    "not sent: the cloud is throttling this account; calls resume in {} ms",
+                    left.as_millis()
+                ),
+            ));
+        }
         let wait = self.inner.config.request_timeout;
-        if tokio::time::timeout(wait, self.inner.limiter.until_ready())
+        if tokio::time::timeout(wait, self.inner.limiter.bucket.until_ready())
             .await
             .is_err()
         {
@@ -512,7 +566,12 @@ impl CdsClient {
             .map(str::to_owned);
         // Parsed from the received bytes: no UTF-8 copy of a possibly large listing.
         let body = response.bytes().await.map_err(|e| CdsError::transport(action, e))?;
-        interpret(action, status, &body, header_request_id)
+        let result = interpret(action, status, &body, header_request_id);
+        match &result {
+            Err(e) if e.is_throttled() => self.inner.limiter.throttled(e.retry_after().unwrap_or_default()),
+            _ => self.inner.limiter.answered(),
+        }
+        result
     }
 }
 

@@ -48,6 +48,9 @@ pub struct Ttls {
     pub preflight: Duration,
 }
 
+/// Calls per second and burst.
+type Rate = (f64, u32);
+
 /// What a config asks of its account, where it differs from the operator's defaults.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Budget {
@@ -64,8 +67,8 @@ pub struct Budget {
 /// is kept per config, across rotations.
 pub struct Accounts {
     config: ClientConfig,
-    default_rate: (f64, u32),
-    limiters: Mutex<HashMap<ConfigId, ((f64, u32), SharedRateLimiter)>>,
+    default_rate: Rate,
+    limiters: Mutex<HashMap<ConfigId, (Rate, SharedRateLimiter)>>,
     observer: Arc<dyn CallObserver>,
     gate: Arc<dyn SendGate>,
     ttls: Ttls,
@@ -77,7 +80,7 @@ impl Accounts {
     /// to `observer` and send only while `gate` allows it.
     pub fn new(
         config: ClientConfig,
-        (qps, burst): (f64, u32),
+        (qps, burst): Rate,
         observer: Arc<dyn CallObserver>,
         gate: Arc<dyn SendGate>,
         ttls: Ttls,

@@ -3,8 +3,10 @@
 //! keep a config and its credentials Secret while objects still need them (`accounts.md`).
 //!
 //! Holds are taken by the process that reconciles the object, before it creates anything; they
-//! are released only by a process that sees every object ([`Configs::sees_all`]): a shard sees
-//! only its own part and would release a hold another shard's object still needs.
+//! are released only by a process that sees every user of the config
+//! ([`Configs::sees_all_users_of`]): a shard, or a process watching one namespace for a
+//! `ClusterProviderConfig`, sees only part of them and would release a hold another object
+//! still needs.
 
 use std::collections::HashSet;
 
@@ -28,9 +30,12 @@ pub struct Configs {
     /// Every object that may use a config (all of them in a process that sees every object;
     /// the shard's own otherwise).
     pub users: Store<RedisInstance>,
-    /// Whether `users` holds every object of the cluster (the process is not a shard), so
-    /// holds may be released and `users` counted.
-    pub sees_all: bool,
+    /// Whether `users` holds every object of each watched namespace (the process is not a
+    /// shard): the users of a `ProviderConfig` are all known.
+    pub whole_namespaces: bool,
+    /// Whether `users` holds every object of the cluster (not a shard, every namespace
+    /// watched): the users of a `ClusterProviderConfig` are all known.
+    pub whole_cluster: bool,
 }
 
 /// A config as the cache has it.
@@ -63,6 +68,26 @@ pub enum Resolved {
 }
 
 impl Configs {
+    /// Whether this process sees every object that may use config `id` (and so may count its
+    /// users and release its holds).
+    pub fn sees_all_users_of(&self, id: &ConfigId) -> bool {
+        match id {
+            ConfigId::Operator => false,
+            ConfigId::Cluster(_) => self.whole_cluster,
+            ConfigId::Namespaced(..) => self.whole_namespaces,
+        }
+    }
+
+    /// Whether this process sees every object that may hold the Secret `ns/name`: every user
+    /// of every config reading it.
+    pub fn sees_all_holders_of(&self, ns: &str, name: &str) -> bool {
+        self.whole_namespaces
+            && self
+                .reading_secret(ns, name)
+                .iter()
+                .all(|id| self.sees_all_users_of(id))
+    }
+
     /// The config `obj` uses, by identity, whether it exists or not.
     pub fn id_of(&self, obj: &RedisInstance) -> ConfigId {
         match &obj.spec.provider_config_ref {

@@ -345,20 +345,21 @@ impl Context {
 
     /// After `obj`'s cleanup finalizer was removed: takes the hold off its credentials Secret if
     /// no other object may still delete an instance with it, and off its config if nothing else
-    /// uses it. Only a process that sees every object releases (see [`Configs::sees_all`]).
+    /// uses it. Only a process that sees every user releases (see
+    /// [`Configs::sees_all_users_of`]).
     pub async fn release_account(&self, obj: &RedisInstance) -> Result<(), Error> {
-        if !self.configs.sees_all {
+        let id = self.configs.id_of(obj);
+        if !self.configs.sees_all_users_of(&id) {
             return Ok(());
         }
         let mut released = self.secrets.released().await;
         released.insert(obj.uid().unwrap_or_default());
-        let id = self.configs.id_of(obj);
         let Some(settings) = self.configs.settings(&id).map(|f| f.settings) else {
             return Ok(());
         };
         self.fence()?;
         let (ns, name) = (&settings.secret_namespace, &settings.secret_name);
-        if self.configs.secret_holders(ns, name, &released) == 0 {
+        if self.configs.sees_all_holders_of(ns, name) && self.configs.secret_holders(ns, name, &released) == 0 {
             self.secrets.set_held(ns, name, false).await?;
         }
         if self.configs.users_of(&id, &released).is_empty() {

@@ -1,8 +1,9 @@
 //! The controller of `ProviderConfig` and `ClusterProviderConfig` (`accounts.md`): checks the
 //! credentials with one cheap signed call (`DescribeRegins`) whenever the config or its Secret
 //! changes, counts the objects that use the config, keeps it (and its Secret) while they need
-//! it, and says in status what is going on. Runs only in a process that sees every object
-//! (not in a shard): the others only read the configs.
+//! it, and says in status what is going on. Runs only in a process that sees every object that
+//! may use the kind (not in a shard; for `ClusterProviderConfig`s, not in a process watching
+//! one namespace): the others only read the configs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -129,11 +130,14 @@ pub fn config_status(
     }
 }
 
+/// What a verdict was reached for: the config's generation and its Secret's version.
+type VerdictKey = (Option<i64>, String);
+
 /// The controller's memory: the last verdict per config UID, with the generation and Secret
 /// version it was reached for, and the retryable failures in a row.
 #[derive(Default)]
 struct Memory {
-    verdicts: Mutex<HashMap<String, ((Option<i64>, String), Verdict)>>,
+    verdicts: Mutex<HashMap<String, (VerdictKey, Verdict)>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -143,13 +147,19 @@ struct ConfigContext {
 }
 
 /// Runs the controller of kind `K` on `stream` (the config watch, already reflected into
-/// `store`) until `stop`; in a process that does not see every object, only drains the stream.
-pub async fn run<K, S>(ctx: Arc<Context>, store: Store<K>, stream: S, mut stop: tokio::sync::watch::Receiver<bool>)
-where
+/// `store`) until `stop`, if `manage` (the process sees every object that may use a `K`);
+/// otherwise only drains the stream.
+pub async fn run<K, S>(
+    ctx: Arc<Context>,
+    store: Store<K>,
+    stream: S,
+    manage: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
     K: AccountConfig,
     S: futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 {
-    if !ctx.configs.sees_all {
+    if !manage {
         // A shard reads the configs (the store) and leaves them to the default process.
         let mut stream = std::pin::pin!(stream);
         loop {
@@ -287,7 +297,7 @@ async fn verify<K: AccountConfig>(cfg: &K, cctx: &ConfigContext) -> Verdict {
 /// no object needs any more (its config was deleted or now reads another Secret, or a process
 /// was killed between its two release writes); returns how many it released.
 pub async fn release_unneeded_secret_holds(ctx: &Context) -> Result<usize, Error> {
-    if !ctx.configs.sees_all || ctx.fence().is_err() {
+    if !ctx.configs.whole_namespaces || ctx.fence().is_err() {
         return Ok(0);
     }
     let mut released = ctx.secrets.released().await;
@@ -295,7 +305,7 @@ pub async fn release_unneeded_secret_holds(ctx: &Context) -> Result<usize, Error
     released.retain(|u| alive.contains(u));
     let mut count = 0;
     for (ns, name) in ctx.secrets.held() {
-        if ctx.configs.secret_holders(&ns, &name, &released) == 0 {
+        if ctx.configs.sees_all_holders_of(&ns, &name) && ctx.configs.secret_holders(&ns, &name, &released) == 0 {
             tracing::info!(secret = %format!("{ns}/{name}"), "no object needs this credentials Secret any more: releasing it");
             ctx.secrets.set_held(&ns, &name, false).await?;
             count += 1;

@@ -201,6 +201,7 @@ struct Watches<O, S, C, P> {
     config_triggers: futures::channel::mpsc::UnboundedReceiver<ObjectRef<RedisInstance>>,
 }
 
+#[allow(clippy::type_complexity)] // four opaque stream types; naming them would box them
 fn watches(
     client: &kube::Client,
     namespace: Option<&str>,
@@ -264,7 +265,8 @@ fn watches(
         cluster: cluster_store,
         namespaced: namespaced_store,
         users: objects.clone(),
-        sees_all: true,
+        whole_namespaces: true,
+        whole_cluster: namespace.is_none(),
     };
     let (trigger_tx, config_triggers) = futures::channel::mpsc::unbounded();
     let cluster_api: Api<ClusterProviderConfig> = Api::all(client.clone());
@@ -380,12 +382,14 @@ async fn control(
         ctx.clone(),
         w.configs.cluster.clone(),
         w.cluster_config_events,
+        w.configs.whole_cluster,
         stop.clone(),
     ));
     let namespaced_configs = tokio::spawn(super::providerconfig::run(
         ctx.clone(),
         w.configs.namespaced.clone(),
         w.config_events,
+        w.configs.whole_namespaces,
         stop.clone(),
     ));
     let mapper_configs = w.configs.clone();

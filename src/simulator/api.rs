@@ -47,11 +47,16 @@ pub(super) async fn api(
     };
     let action = verified.action.clone();
     let mut write = WriteRecord::of(&verified, &body, now_ms());
-    let latency = sim.core.lock().await.faults.faults.latency_ms;
+    let latency = sim.core.lock().await.faults.latency_for(&verified.access_key_id);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let injected = sim.core.lock().await.faults.error_for(&action);
+    let injected = sim
+        .core
+        .lock()
+        .await
+        .faults
+        .error_of(Some(&verified.access_key_id), &action);
     if let Some(inj) = injected {
         let mut core = sim.core.lock().await;
         core.count(&action, inj.code);

@@ -59,6 +59,20 @@ pub struct Faults {
     /// An instance being deleted keeps its listed status (e.g. `RUNNING`) until it is gone,
     /// instead of `DELETING`: the cloud documents no status for it.
     pub hide_deleting_status: bool,
+    /// Faults of one account only, by access key id: its error rates replace `errors` for its
+    /// calls, its latency is added to `latencyMs` (one account throttled or slow, the others
+    /// not).
+    pub by_access_key: BTreeMap<String, AccountFaults>,
+}
+
+/// Faults of one account.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AccountFaults {
+    /// Injected error rates by action (`*`: every action without its own entry).
+    pub errors: BTreeMap<String, ErrorRates>,
+    /// Latency added to each of its calls, in milliseconds.
+    pub latency_ms: u64,
 }
 
 /// An injected error.
@@ -99,12 +113,23 @@ impl FaultInjector {
 
     /// An error to answer `action` with instead of carrying it out, if the dice say so.
     pub fn error_for(&mut self, action: &str) -> Option<InjectedError> {
-        let rates = self
-            .faults
-            .errors
-            .get(action)
-            .or_else(|| self.faults.errors.get("*"))
-            .copied()?;
+        self.error_of(None, action)
+    }
+
+    /// The latency added to a call of `access_key_id`.
+    pub fn latency_for(&self, access_key_id: &str) -> u64 {
+        self.faults.latency_ms + self.faults.by_access_key.get(access_key_id).map_or(0, |f| f.latency_ms)
+    }
+
+    /// An error to answer `action` of `access_key_id` with, if the dice say so: the account's
+    /// own rates if it has any, else everyone's.
+    pub fn error_of(&mut self, access_key_id: Option<&str>, action: &str) -> Option<InjectedError> {
+        let own = access_key_id
+            .and_then(|k| self.faults.by_access_key.get(k))
+            .filter(|f| !f.errors.is_empty())
+            .map(|f| &f.errors);
+        let errors = own.unwrap_or(&self.faults.errors);
+        let rates = errors.get(action).or_else(|| errors.get("*")).copied()?;
         for (rate, status, code) in [
             (rates.internal_error, 500, "InternalError"),
             (rates.resource_in_use, 409, "ResourceInUse"),
@@ -179,6 +204,22 @@ pub fn parse_lost_response(faults: &mut Faults, spec: &str) -> Result<(), String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_account_can_have_faults_of_its_own() {
+        let f: Faults = serde_json::from_value(serde_json::json!({
+            "latencyMs": 5,
+            "byAccessKey": { "AKIDa": { "errors": { "*": { "throttling": 1.0 } }, "latencyMs": 100 } },
+        }))
+        .unwrap();
+        let mut inj = FaultInjector::new(f, 1);
+        assert_eq!(
+            inj.error_of(Some("AKIDa"), "DescribeRegins").map(|e| e.status),
+            Some(429)
+        );
+        assert_eq!(inj.error_of(Some("AKIDb"), "DescribeRegins"), None);
+        assert_eq!((inj.latency_for("AKIDa"), inj.latency_for("AKIDb")), (105, 5));
+    }
 
     #[test]
     fn rates_are_seeded_and_roughly_right() {
