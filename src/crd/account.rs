@@ -159,9 +159,11 @@ pub struct ClusterCredentialsSecretRef {
     pub access_key_secret_key: Option<String>,
 }
 
-/// What the operator found of a config; written only by the operator.
+/// What the operator found of a config; written only by the operator. Until its first write
+/// the apiserver serves `{observedGeneration: 0}`, which kstatus reads as `InProgress`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = { "observedGeneration": 0 }))]
 pub struct ProviderConfigStatus {
     /// `Ready`: the credentials were read and a signed call (`DescribeRegins`) succeeded since
     /// they last changed. `Stalled` (present only while True): the config cannot work until a
