@@ -110,9 +110,17 @@ async fn run_once(n: usize, trouble: Trouble) -> Outcome {
     let admin = Admin::of(&s);
     admin.set_faults(trouble.faults()).await;
     let mut opts = OperatorOptions::new(&ns, s.endpoint());
-    opts.args = ["--leader-election=false", "--busy-poll-interval", "2s", "--cds-qps", "100", "--cds-burst", "100"]
-        .map(str::to_owned)
-        .to_vec();
+    opts.args = [
+        "--leader-election=false",
+        "--busy-poll-interval",
+        "2s",
+        "--cds-qps",
+        "100",
+        "--cds-burst",
+        "100",
+    ]
+    .map(str::to_owned)
+    .to_vec();
     opts.name = "bench-accounts".into();
     let op = Operator::start(cp, opts);
 
@@ -122,7 +130,10 @@ async fn run_once(n: usize, trouble: Trouble) -> Outcome {
         serde_json::from_value(json!({ "metadata": { "name": name }, "stringData": data })).unwrap()
     };
     secrets
-        .create(&PostParams::default(), &secret("pw", json!({ "password": "bench-password" })))
+        .create(
+            &PostParams::default(),
+            &secret("pw", json!({ "password": "bench-password" })),
+        )
         .await
         .unwrap();
     for (name, (id, key)) in [("a", A), ("b", B)] {

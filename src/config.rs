@@ -46,10 +46,10 @@ pub struct CdsSettings {
     /// again on every use, so rotating the Secret takes effect without a restart.
     #[arg(long, env = "CDS_CREDENTIALS_DIR")]
     pub credentials_dir: Option<PathBuf>,
-    /// Cloud calls per second allowed across everything the process does.
+    /// Cloud calls per second allowed to each account (a ProviderConfig may set its own).
     #[arg(long, env = "CDS_QPS", default_value_t = 5.0)]
     pub cds_qps: f64,
-    /// Burst of cloud calls allowed above the rate.
+    /// Burst of cloud calls allowed above the rate, per account.
     #[arg(long, env = "CDS_BURST", default_value_t = 10)]
     pub cds_burst: u32,
     /// Timeout of one cloud call.

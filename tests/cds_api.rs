@@ -850,3 +850,53 @@ async fn a_gate_closed_while_a_call_waits_for_the_rate_limiter_stops_it() {
     );
     s.shutdown().await;
 }
+
+/// One account throttled by the cloud (429 on every call of its key): its client pauses (the
+/// next calls fail at once, unsent, retryable) and does not retry inside the call; another
+/// account's client is not affected.
+#[tokio::test]
+async fn a_throttled_account_pauses_its_calls_and_another_account_goes_on() {
+    const OTHER: (&str, &str) = ("AKIDother0002", "sk-other-DO-NOT-LEAK");
+    let mut cfg = SimulatorConfig::for_tests(
+        KEY_ID,
+        KEY_SECRET,
+        Duration::from_millis(200),
+        Duration::from_millis(200),
+    );
+    cfg.access_keys.push(format!("{}:{}", OTHER.0, OTHER.1));
+    let s = sim::start_with(cfg).await;
+    let admin = Admin::of(&s);
+    admin
+        .set_faults(json!({ "byAccessKey": { KEY_ID: { "errors": { "*": { "throttling": 1.0 } } } } }))
+        .await;
+    let throttled = sim::client_with(&s, Credentials::new(KEY_ID, KEY_SECRET), 3);
+    let other = sim::client_with(&s, Credentials::new(OTHER.0, OTHER.1), 3);
+    let e = throttled.describe_regions().await.unwrap_err();
+    assert_eq!(e.http_status, Some(429), "{e}");
+    assert_eq!(
+        admin.calls_by_key(KEY_ID).await,
+        1,
+        "a throttling answer is not retried in the call"
+    );
+    let started = Instant::now();
+    for _ in 0..5 {
+        let e = throttled.describe_regions().await.unwrap_err();
+        assert!(e.is_throttled() && e.is_retryable() && e.http_status.is_none(), "{e}");
+        assert!(e.to_string().contains("not sent"), "{e}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "paused calls fail at once"
+    );
+    assert_eq!(admin.calls_by_key(KEY_ID).await, 1, "nothing sent while paused");
+    other
+        .describe_regions()
+        .await
+        .expect("the other account is not throttled");
+    // Once the cloud stops throttling, the account resumes after its pause (the first pause is
+    // the 2 s a throttling answer suggests).
+    admin.set_faults(json!({})).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    throttled.describe_regions().await.expect("resumed");
+    s.shutdown().await;
+}

@@ -289,3 +289,172 @@ where
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    use super::*;
+
+    fn store<K>(objects: Vec<serde_json::Value>) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+    {
+        let (store, mut writer) = reflector::store();
+        for o in objects {
+            writer.apply_watcher_event(&Event::Apply(serde_json::from_value(o).unwrap()));
+        }
+        store
+    }
+
+    fn configs(
+        cluster: Vec<serde_json::Value>,
+        namespaced: Vec<serde_json::Value>,
+        users: Vec<serde_json::Value>,
+    ) -> Configs {
+        Configs {
+            cluster: store(cluster),
+            namespaced: store(namespaced),
+            users: store(users),
+            whole_namespaces: true,
+            whole_cluster: true,
+        }
+    }
+
+    fn cpc(name: &str, secret_ns: &str, secret: &str) -> serde_json::Value {
+        json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "ClusterProviderConfig",
+                "metadata": { "name": name },
+                "spec": { "credentials": { "secretRef": { "name": secret, "namespace": secret_ns } } } })
+    }
+
+    fn pc(ns: &str, name: &str, secret: &str) -> serde_json::Value {
+        json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "ProviderConfig",
+                "metadata": { "name": name, "namespace": ns, "finalizers": [IN_USE_FINALIZER] },
+                "spec": { "credentials": { "secretRef": { "name": secret } } } })
+    }
+
+    fn object(ns: &str, name: &str, config: Option<serde_json::Value>, finalizer: bool) -> serde_json::Value {
+        let mut spec = json!({ "regionId": "r", "vdcId": "v", "basePipeId": "p", "paasGoodsId": 1,
+                               "passwordSecretRef": { "name": "pw" } });
+        if let Some(c) = config {
+            spec["providerConfigRef"] = c;
+        }
+        let finalizers: Vec<&str> = if finalizer { vec![FINALIZER] } else { vec![] };
+        json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance",
+                "metadata": { "name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}"), "finalizers": finalizers },
+                "spec": spec })
+    }
+
+    fn instance(v: serde_json::Value) -> RedisInstance {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn an_object_uses_what_it_names_else_default_else_the_operator() {
+        let no_default = configs(vec![cpc("shared", "ops", "s")], vec![pc("a", "team", "t")], vec![]);
+        let with_default = configs(vec![cpc("default", "ops", "d")], vec![], vec![]);
+        let bare = instance(object("a", "x", None, false));
+        assert_eq!(no_default.resolve(&bare).unwrap(), Resolved::Operator);
+        assert_eq!(with_default.id_of(&bare), ConfigId::Cluster("default".into()));
+        let team = instance(object(
+            "a",
+            "x",
+            Some(json!({ "kind": "ProviderConfig", "name": "team" })),
+            false,
+        ));
+        match no_default.resolve(&team).unwrap() {
+            Resolved::Config {
+                id,
+                settings,
+                held,
+                deleting,
+            } => {
+                assert_eq!(id, ConfigId::Namespaced("a".into(), "team".into()));
+                assert_eq!(
+                    (
+                        settings.secret_namespace.as_str(),
+                        settings.secret_name.as_str(),
+                        settings.access_key_id_key.as_str()
+                    ),
+                    ("a", "t", "accessKeyId")
+                );
+                assert!(held && !deleting);
+            }
+            other => panic!("{other:?}"),
+        }
+        let shared = instance(object("b", "y", Some(json!({ "name": "shared" })), false));
+        assert!(matches!(
+            no_default.resolve(&shared).unwrap(),
+            Resolved::Config { held: false, .. }
+        ));
+    }
+
+    #[test]
+    fn a_missing_config_says_what_exists_instead() {
+        let c = configs(vec![cpc("shared", "ops", "s")], vec![pc("a", "team", "t")], vec![]);
+        let err = |v| c.resolve(&instance(v)).unwrap_err().to_string();
+        let other_ns = err(object(
+            "b",
+            "x",
+            Some(json!({ "kind": "ProviderConfig", "name": "team" })),
+            false,
+        ));
+        assert!(
+            other_ns.contains("exists in namespace a") && other_ns.contains("own namespace"),
+            "{other_ns}"
+        );
+        let wrong_kind = err(object("a", "x", Some(json!({ "name": "team" })), false));
+        assert!(wrong_kind.contains("kind: ProviderConfig"), "{wrong_kind}");
+        let cluster_as_local = err(object(
+            "a",
+            "x",
+            Some(json!({ "kind": "ProviderConfig", "name": "shared" })),
+            false,
+        ));
+        assert!(
+            cluster_as_local.contains("ClusterProviderConfig of that name exists"),
+            "{cluster_as_local}"
+        );
+        let e = c
+            .resolve(&instance(object("a", "x", Some(json!({ "name": "nope" })), false)))
+            .unwrap_err();
+        assert_eq!(e.reason(), crate::crd::conditions::synced::PROVIDER_CONFIG_NOT_FOUND);
+        assert!(e.is_terminal());
+    }
+
+    #[test]
+    fn users_and_secret_holders_are_counted_across_configs() {
+        let team = json!({ "kind": "ProviderConfig", "name": "team" });
+        let c = configs(
+            vec![cpc("shared", "a", "t")],
+            vec![pc("a", "team", "t")],
+            vec![
+                object("a", "x", Some(team.clone()), true),
+                object("a", "y", Some(team.clone()), false),
+                object("b", "z", Some(json!({ "name": "shared" })), true),
+                object("b", "w", None, true),
+            ],
+        );
+        let id = ConfigId::Namespaced("a".into(), "team".into());
+        let none = HashSet::new();
+        assert_eq!(c.users_of(&id, &none), vec!["a/x", "a/y"]);
+        // Two configs read Secret a/t: both users with the cleanup finalizer hold it.
+        assert_eq!(c.secret_holders("a", "t", &none), 2);
+        let released = HashSet::from(["uid-a-x".to_owned()]);
+        assert_eq!(c.secret_holders("a", "t", &released), 1);
+        assert_eq!(c.users_of(&id, &released), vec!["a/y"]);
+        let mut ids = c.reading_secret("a", "t");
+        ids.sort();
+        assert_eq!(ids, vec![ConfigId::Cluster("shared".into()), id.clone()]);
+        // A process that does not see the whole cluster must not release a Secret a
+        // ClusterProviderConfig reads.
+        let partial = Configs {
+            whole_cluster: false,
+            ..c.clone()
+        };
+        assert!(c.sees_all_holders_of("a", "t") && !partial.sees_all_holders_of("a", "t"));
+        assert!(partial.sees_all_users_of(&id));
+    }
+}
