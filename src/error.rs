@@ -95,6 +95,10 @@ pub enum Error {
     /// The config the object names does not exist (the message says what does).
     #[error("{0}")]
     ProviderConfigNotFound(String),
+    /// The object's account already has its share of the workers; tried again shortly, nothing
+    /// written (never shown in status).
+    #[error("the account already has its share of the workers")]
+    AccountBusy,
 }
 
 impl From<CdsError> for Error {
@@ -151,6 +155,7 @@ impl Error {
             Self::SecretConflict { .. } => synced::SECRET_CONFLICT,
             Self::Credentials(_) => synced::CREDENTIALS_MISSING,
             Self::ProviderConfigNotFound(_) => synced::PROVIDER_CONFIG_NOT_FOUND,
+            Self::AccountBusy => synced::THROTTLED,
             Self::NotLeader => synced::NOT_LEADER,
             Self::Cds(e) if e.is_throttled() => synced::THROTTLED,
             Self::Cds(e) if e.is_retryable() => synced::CLOUD_UNAVAILABLE,

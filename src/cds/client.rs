@@ -506,14 +506,13 @@ impl CdsClient {
         params: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<Envelope, CdsError> {
-        if let Some(left) = self.inner.limiter.paused_for() {
+        if self.inner.limiter.paused_for().is_some() {
+            // The same words every time: the message goes into status, and a changing one would
+            // make a status write, and so a reconcile, of every failure.
             return Err(CdsError::other(
                 action,
                 ErrorKind::RateLimited,
-                &format!(
-                    "not sent: the cloud is throttling this account; calls resume in {} ms",
-                    left.as_millis()
-                ),
+                "not sent: the cloud is throttling this account; its calls are paused",
             ));
         }
         let wait = self.inner.config.request_timeout;

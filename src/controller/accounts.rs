@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,23 @@ pub struct Account {
     pub backups: BackupListings,
     /// The config's call budget the client waits on.
     limiter: SharedRateLimiter,
+    /// Reconciles of this account's objects under way (see [`Accounts::enter`]).
+    in_flight: Arc<AtomicUsize>,
+    /// When a reconcile of this account's objects last started.
+    last_entered: Mutex<Option<Instant>>,
 }
+
+/// A reconcile of an account's object under way; ends when dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How recently an account must have started a reconcile to count as busy for the fair share.
+const ACTIVE_WINDOW: Duration = Duration::from_secs(5);
 
 /// How long an account's lookups are cached.
 #[derive(Clone, Copy, Debug)]
@@ -73,6 +90,8 @@ pub struct Accounts {
     gate: Arc<dyn SendGate>,
     ttls: Ttls,
     accounts: Mutex<HashMap<AccountKey, (Arc<Account>, Instant)>>,
+    /// The controller's workers, shared fairly by the busy accounts.
+    workers: usize,
 }
 
 impl Accounts {
@@ -93,7 +112,45 @@ impl Accounts {
             gate,
             ttls,
             accounts: Mutex::new(HashMap::new()),
+            workers: usize::MAX,
         }
+    }
+
+    /// Shares `workers` (the controller's concurrency) fairly between the accounts busy at the
+    /// same time (see [`Accounts::enter`]).
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Starts a reconcile of one of `account`'s objects, unless the account already has its
+    /// share of the workers: all of them while it is the only busy account, `workers / n` while
+    /// `n` accounts are (busy: a reconcile started in the last 5 s). A slow account then never
+    /// holds the workers another account needs; the object that did not get in is tried again
+    /// a moment later, without a cloud call or a write.
+    pub fn enter(&self, account: &Account) -> Option<InFlight> {
+        let now = Instant::now();
+        *account.last_entered.lock().expect("not poisoned") = Some(now);
+        let busy: std::collections::HashSet<ConfigId> = self
+            .accounts
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|(_, (a, _))| {
+                a.last_entered
+                    .lock()
+                    .expect("not poisoned")
+                    .is_some_and(|t| now.duration_since(t) < ACTIVE_WINDOW)
+            })
+            .map(|(k, _)| k.0.clone())
+            .collect();
+        let share = (self.workers / busy.len().max(1)).max(1);
+        let before = account.in_flight.fetch_add(1, Ordering::SeqCst);
+        if before >= share {
+            account.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(InFlight(account.in_flight.clone()))
     }
 
     /// The budget of `config`: its rate limiter, made again when its rate changes.
@@ -151,6 +208,8 @@ impl Accounts {
             backups: BackupListings::default(),
             client,
             limiter,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            last_entered: Mutex::new(None),
         });
         accounts.insert(key, (account.clone(), now));
         Ok(account)

@@ -106,6 +106,11 @@ async fn reconcile_object(obj: &RedisInstance, ctx: &Context) -> Result<Action, 
         // Nothing derived from a stale read is written (Ownership rule 3), and a replica that
         // lost the lease writes nothing at all.
         Err(e @ (Error::Conflict | Error::NotLeader)) => Err(e),
+        // Its account has its share of the workers: again in a moment, nothing written, and
+        // not a failure (no backoff grows).
+        Err(Error::AccountBusy) => Ok(Action::requeue(Duration::from_millis(
+            500 + rand::random::<u64>() % 1000,
+        ))),
         Err(e) => {
             status::conclude(&mut st, deleting, Outcome::Failed(&e), generation, &now);
             report(obj, ctx, &mut writes, &old, &st, &now).await?;
@@ -131,7 +136,8 @@ struct Steps<'a> {
 /// already reports its conditions instead of waiting for the watch event of its own finalizer.
 async fn run_steps<'a>(obj: &'a RedisInstance, ctx: &'a Context, old: &RedisInstanceStatus, now: &Time) -> Steps<'a> {
     let mut facts = observe::local_facts(obj, ctx, now);
-    let mut account = None;
+    // The account, with this reconcile's place among its workers.
+    let mut account: Option<(Arc<super::accounts::Account>, super::accounts::InFlight)> = None;
     let (mut st, mut writes) = (old.clone(), ObjectWrites::new(ctx, obj));
     let mut steps = 0;
     let result = loop {
@@ -150,7 +156,7 @@ async fn run_steps<'a>(obj: &'a RedisInstance, ctx: &'a Context, old: &RedisInst
             ctx,
             writes,
             status: st,
-            account: account.clone(),
+            account: account.as_ref().map(|(a, _)| a.clone()),
             facts: &facts,
             now: now.clone(),
         };
@@ -175,15 +181,19 @@ async fn decide(
     obj: &RedisInstance,
     ctx: &Context,
     facts: &mut plan::Facts,
-    account: &mut Option<Arc<super::accounts::Account>>,
+    account: &mut Option<(Arc<super::accounts::Account>, super::accounts::InFlight)>,
 ) -> Result<plan::Step, Error> {
     for _ in 0..=MAX_LOOKS {
         match plan::plan(facts) {
             Decision::Act(step) => return Ok(step),
             Decision::Look(look) => {
                 let acc = match account {
-                    Some(a) => a.clone(),
-                    None => account.insert(ctx.account_for(obj).await?).clone(),
+                    Some((a, _)) => a.clone(),
+                    None => {
+                        let a = ctx.account_for(obj).await?;
+                        let entered = ctx.accounts.enter(&a).ok_or(Error::AccountBusy)?;
+                        account.insert((a, entered)).0.clone()
+                    }
                 };
                 observe::look(obj, ctx, &acc, facts, &look).await?;
             }

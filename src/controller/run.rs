@@ -359,7 +359,8 @@ async fn control(
             catalogue: config.catalogue_ttl,
             preflight: config.preflight_ttl,
         },
-    );
+    )
+    .with_workers(usize::from(config.concurrency));
     let ctx = Arc::new(Context::new(
         client.clone(),
         config,
