@@ -23,7 +23,7 @@ CHECKS=deploy/argocd/resource_customizations/cds.capitalonline.net
   echo "  name: argocd-cm"
   echo "  namespace: argocd"
   echo "data:"
-  for kind in RedisInstance RedisBackup RedisBackupSchedule; do
+  for kind in RedisInstance RedisBackup RedisBackupSchedule ProviderConfig ClusterProviderConfig; do
     echo "  resource.customizations.health.cds.capitalonline.net_$kind: |"
     sed 's/^/    /; s/^    $//' "$CHECKS/$kind/health.lua"
   done

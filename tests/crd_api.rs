@@ -96,8 +96,8 @@ async fn samples_in_deploy_examples_are_accepted() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 8,
-        "expected the documented examples (00-07), found {files:?}"
+        files.len() >= 10,
+        "expected the documented examples (00-09), found {files:?}"
     );
     let cp = control_plane::shared();
     // How many objects of each of our kinds the files hold (a file may hold several documents).
@@ -129,10 +129,17 @@ async fn samples_in_deploy_examples_are_accepted() {
         );
     }
     assert!(expected["RedisInstance"] >= 5, "{expected:?}");
-    assert!(expected["RedisBackupSchedule"] >= 1, "{expected:?}");
+    for kind in ["RedisBackupSchedule", "ProviderConfig", "ClusterProviderConfig"] {
+        assert!(expected.get(kind).is_some_and(|n| *n >= 1), "{kind}: {expected:?}");
+    }
     for (kind, count) in &expected {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("cds.capitalonline.net", "v1alpha1", kind));
-        let of_kind: Api<DynamicObject> = Api::namespaced_with(api.clone().into_client(), &ns, &resource);
+        // The cluster-scoped kind is served cluster-wide (this binary makes no other object of it).
+        let of_kind: Api<DynamicObject> = if kind.starts_with("Cluster") {
+            Api::all_with(api.clone().into_client(), &resource)
+        } else {
+            Api::namespaced_with(api.clone().into_client(), &ns, &resource)
+        };
         let list = of_kind.list(&Default::default()).await.unwrap();
         assert_eq!(list.items.len(), *count, "{kind} objects served");
     }

@@ -29,7 +29,15 @@ const CHECK_DIR: &str = "deploy/argocd/resource_customizations/cds.capitalonline
 /// Where the checks of every kind are, each in `<Kind>/`.
 const CHECKS: &str = "deploy/argocd/resource_customizations/cds.capitalonline.net";
 /// The kinds with a health check.
-const CHECKED_KINDS: [&str; 3] = ["RedisInstance", "RedisBackup", "RedisBackupSchedule"];
+const CHECKED_KINDS: [&str; 5] = [
+    "RedisInstance",
+    "RedisBackup",
+    "RedisBackupSchedule",
+    "ProviderConfig",
+    "ClusterProviderConfig",
+];
+/// The account kinds: one health check each, with the same rules.
+const CONFIG_KINDS: [&str; 2] = ["ProviderConfig", "ClusterProviderConfig"];
 
 /// The check directory of `obj`'s kind.
 fn check_dir(obj: &Value) -> std::path::PathBuf {
@@ -476,6 +484,219 @@ async fn kstatus_and_argo_cd_read_a_backup_schedule() {
     e.sim.shutdown().await;
 }
 
+/// `ProviderConfig`s as kstatus and Argo CD see them, at every state the config controller
+/// writes: just applied (the status default), verified, a missing Secret, a missing key, wrong
+/// credentials, the cloud unavailable, a spec change not yet observed, and a deletion held by
+/// the instance that uses the config (`InUse`); an instance naming an absent config is Degraded
+/// with `ProviderConfigNotFound`. Each state is checked against its testdata in Argo CD's layout.
+#[tokio::test]
+async fn kstatus_and_argo_cd_read_provider_configs() {
+    use cds_redis_operator::controller::providerconfig::reason as config_reason;
+    use cds_redis_operator::crd::account::ProviderConfig;
+
+    let e = env("gitops-pc", Duration::from_millis(500), Duration::from_millis(500)).await;
+    let configs: Api<DynamicObject> =
+        Api::namespaced_with(e.cp.client().await, &e.ns, &ApiResource::erase::<ProviderConfig>(&()));
+    let put = |name: &str, secret: &str| {
+        let body = json!({
+            "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "ProviderConfig",
+            "metadata": { "name": name }, "spec": { "credentials": { "secretRef": { "name": secret } } },
+        });
+        let (configs, name) = (configs.clone(), name.to_owned());
+        async move {
+            configs
+                .patch(&name, &PatchParams::apply("tests").force(), &Patch::Apply(&body))
+                .await
+                .unwrap();
+        }
+    };
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    e.secret("team", &[("accessKeyId", KEY_ID), ("accessKeySecret", KEY_SECRET)])
+        .await;
+    e.secret("halfkey", &[("accessKeyId", KEY_ID)]).await;
+    e.secret(
+        "wrong",
+        &[("accessKeyId", KEY_ID), ("accessKeySecret", "not-it-DO-NOT-LEAK")],
+    )
+    .await;
+    for (name, secret) in [
+        ("team", "team"),
+        ("nosecret", "absent"),
+        ("halfkey", "halfkey"),
+        ("wrong", "wrong"),
+    ] {
+        put(name, secret).await;
+    }
+
+    // Just applied, no operator yet: the apiserver serves the CRD's status default.
+    let o = observe(&configs, "team", "the status default", |_| true).await;
+    assert_eq!(o["status"], json!({ "observedGeneration": 0 }), "the served status");
+    assert_tools(
+        "config just applied",
+        &o,
+        ("InProgress", "generation is 1, but latest observed generation is 0"),
+        ("Progressing", "Waiting for the operator to observe the object"),
+    );
+    assert_testdata_like("config just applied", &o, "progressing_just_applied.yaml");
+
+    let mut op = e.operator();
+    let o = observe(&configs, "team", "Ready=True", |o| {
+        condition(o, "Ready").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    assert_eq!(reason(&o, "Ready").as_deref(), Some(config_reason::VERIFIED));
+    assert_tools(
+        "config verified",
+        &o,
+        ("Current", "Resource is Ready"),
+        ("Healthy", "CredentialsVerified: DescribeRegins succeeded"),
+    );
+    assert_testdata_like("config verified", &o, "healthy.yaml");
+
+    for (name, why, file) in [
+        (
+            "nosecret",
+            config_reason::SECRET_NOT_FOUND,
+            "degraded_secret_not_found.yaml",
+        ),
+        (
+            "halfkey",
+            config_reason::CREDENTIALS_MISSING,
+            "degraded_credentials_missing.yaml",
+        ),
+        (
+            "wrong",
+            config_reason::INVALID_CREDENTIALS,
+            "degraded_invalid_credentials.yaml",
+        ),
+    ] {
+        let o = observe(&configs, name, why, |o| reason(o, "Stalled").is_some()).await;
+        assert_eq!(reason(&o, "Stalled").as_deref(), Some(why), "{name}");
+        let said = message(&o, "Stalled");
+        assert!(!said.contains("not-it-DO-NOT-LEAK"), "{name}: {said}");
+        assert_tools(name, &o, ("Failed", &said), ("Degraded", &format!("{why}: {said}")));
+        assert_testdata_like(name, &o, file);
+    }
+
+    // The cloud cannot answer the check: retried, in progress, not Stalled.
+    e.admin
+        .set_faults(json!({ "errors": { "DescribeRegins": { "internalError": 1.0 } } }))
+        .await;
+    put("flaky", "team").await;
+    let o = observe(&configs, "flaky", "Reconciling", |o| {
+        condition(o, "Reconciling").is_some()
+    })
+    .await;
+    assert_eq!(reason(&o, "Ready").as_deref(), Some(config_reason::CLOUD_UNAVAILABLE));
+    let why = message(&o, "Reconciling");
+    assert_tools(
+        "cloud unavailable",
+        &o,
+        ("InProgress", &why),
+        ("Progressing", &format!("CloudUnavailable: {why}")),
+    );
+    assert_testdata_like("cloud unavailable", &o, "progressing_cloud_unavailable.yaml");
+    e.admin.set_faults(json!({})).await;
+    let o = observe(&configs, "flaky", "Ready=True once the cloud answers", |o| {
+        condition(o, "Ready").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    assert!(condition(&o, "Reconciling").is_none(), "{:#}", o["status"]);
+    assert_eq!(kstatus(&o).0, "Current");
+
+    // A spec change the operator has not observed (it is stopped): generation 2, observed 1.
+    assert!(op.stop().await, "the operator stops on SIGTERM");
+    configs
+        .patch(
+            "team",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "qps": 5.0 } })),
+        )
+        .await
+        .unwrap();
+    let o = observe(&configs, "team", "generation 2", |o| o["metadata"]["generation"] == 2).await;
+    assert_tools(
+        "config change not yet observed",
+        &o,
+        ("InProgress", "generation is 2, but latest observed generation is 1"),
+        (
+            "Progressing",
+            "Waiting for the operator to observe generation 2 (observed: 1)",
+        ),
+    );
+    assert_testdata_like(
+        "config change not yet observed",
+        &o,
+        "progressing_stale_generation.yaml",
+    );
+    let _op = e.operator();
+
+    // An instance naming a config that does not exist: Degraded with the terminal reason.
+    let instances = objects(&e).await;
+    e.create(
+        "orphan",
+        spec(json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "absent" } })),
+    )
+    .await;
+    let o = observe(&instances, "orphan", "Stalled", |o| condition(o, "Stalled").is_some()).await;
+    assert_eq!(reason(&o, "Stalled").as_deref(), Some("ProviderConfigNotFound"));
+    let why = message(&o, "Stalled");
+    assert_eq!(
+        why,
+        format!("ProviderConfig \"absent\" not found in namespace {}", e.ns)
+    );
+    assert_tools(
+        "instance without its config",
+        &o,
+        ("Failed", &why),
+        ("Degraded", &format!("ProviderConfigNotFound: {why}")),
+    );
+    assert_testdata_like(
+        "instance without its config",
+        &o,
+        "degraded_provider_config_not_found.yaml",
+    );
+
+    // A config deleted while an instance uses it: held (Terminating / Progressing, naming the
+    // instance) until the instance goes; then it goes too.
+    e.create(
+        "cache",
+        spec(json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "team" } })),
+    )
+    .await;
+    observe(&configs, "team", "users 1, generation 2 observed", |o| {
+        o["status"]["users"] == 1
+            && o["status"]["observedGeneration"] == 2
+            && o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "cds.capitalonline.net/in-use"))
+    })
+    .await;
+    configs.delete("team", &Default::default()).await.unwrap();
+    let o = observe(&configs, "team", "InUse", |o| {
+        o["metadata"]["deletionTimestamp"].is_string() && condition(o, "InUse").is_some()
+    })
+    .await;
+    assert_eq!(reason(&o, "InUse").as_deref(), Some(config_reason::DELETION_BLOCKED));
+    let why = message(&o, "InUse");
+    assert!(why.contains(&format!("{}/cache", e.ns)), "{why}");
+    assert_tools(
+        "config deleted while used",
+        &o,
+        ("Terminating", "Resource scheduled for deletion"),
+        ("Progressing", &format!("DeletionBlocked: {why}")),
+    );
+    assert_testdata_like("config deleted while used", &o, "progressing_deleting_in_use.yaml");
+    e.delete("cache").await;
+    e.wait_gone("cache").await;
+    let deadline = Instant::now() + TIMEOUT;
+    while configs.get_opt("team").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the config outlived its last user");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    e.sim.shutdown().await;
+}
+
 /// A `RedisBackup` through its life as kstatus and Argo CD see it: just applied, waiting for its
 /// instance, completed, deleting.
 #[tokio::test]
@@ -848,6 +1069,110 @@ fn argocd_health_tests_cover_every_phase_and_terminal_reason() {
     has("an unknown cloud status", &|o, h| {
         o["status"]["phase"] == "Unknown" && h["status"] == "Degraded"
     });
+}
+
+/// The cases of a check: each testdata object with the health its `health_test.yaml` expects;
+/// asserts that every file of testdata/ is used once.
+fn health_cases(kind: &str) -> Vec<(Value, Value)> {
+    let dir = root().join(CHECKS).join(kind);
+    let tests: Value = serde_norway::from_str(&std::fs::read_to_string(dir.join("health_test.yaml")).unwrap()).unwrap();
+    let mut used = vec![];
+    let cases: Vec<(Value, Value)> = tests["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let path = t["inputPath"].as_str().unwrap();
+            used.push(path.trim_start_matches("testdata/").to_owned());
+            let obj: Value = serde_norway::from_str(&std::fs::read_to_string(dir.join(path)).unwrap()).unwrap();
+            assert_eq!(obj["kind"], kind, "{kind}/{path}");
+            (obj, t["healthStatus"].clone())
+        })
+        .collect();
+    used.sort();
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("testdata"))
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(used, files, "{kind}: every testdata file is a case, once");
+    cases
+}
+
+/// The checks of `ProviderConfig` and `ClusterProviderConfig` have a case for every reason the
+/// config controller writes: Degraded (with the reason) for each `Stalled` one, Progressing for
+/// `CloudUnavailable`, for the status default, for a generation not yet observed and for a
+/// deletion held by users (`InUse`, as the deletion message too); Healthy when verified. And
+/// kstatus agrees with Argo CD on every case that has a status.
+#[test]
+fn argocd_health_tests_of_the_config_kinds_cover_every_reason() {
+    use cds_redis_operator::controller::providerconfig::{IN_USE, reason as r};
+    for kind in CONFIG_KINDS {
+        let cases = health_cases(kind);
+        let has = |what: &str, f: &dyn Fn(&Value, &Value) -> bool| {
+            assert!(cases.iter().any(|(o, h)| f(o, h)), "{kind}: no case for {what}");
+        };
+        for stalled in [r::SECRET_NOT_FOUND, r::CREDENTIALS_MISSING, r::INVALID_CREDENTIALS] {
+            has(stalled, &|o, h| {
+                reason(o, "Stalled").as_deref() == Some(stalled)
+                    && reason(o, "Ready").as_deref() == Some(stalled)
+                    && h["status"] == "Degraded"
+                    && h["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with(&format!("{stalled}: ")))
+            });
+        }
+        has(r::CLOUD_UNAVAILABLE, &|o, h| {
+            reason(o, "Reconciling").as_deref() == Some(r::CLOUD_UNAVAILABLE)
+                && condition(o, "Stalled").is_none()
+                && h["status"] == "Progressing"
+                && h["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(r::CLOUD_UNAVAILABLE))
+        });
+        has(r::VERIFIED, &|o, h| {
+            reason(o, "Ready").as_deref() == Some(r::VERIFIED)
+                && o["metadata"]["deletionTimestamp"].is_null()
+                && o["status"]["observedGeneration"] == o["metadata"]["generation"]
+                && h["status"] == "Healthy"
+        });
+        has("the status default", &|o, h| {
+            o["status"] == json!({ "observedGeneration": 0 }) && h["status"] == "Progressing"
+        });
+        has("a generation not yet observed", &|o, h| {
+            o["status"]["observedGeneration"].as_i64().is_some_and(|g| g > 0)
+                && o["status"]["observedGeneration"] != o["metadata"]["generation"]
+                && h["status"] == "Progressing"
+        });
+        has("a deletion held by users", &|o, h| {
+            o["metadata"]["deletionTimestamp"].is_string()
+                && reason(o, IN_USE).as_deref() == Some(r::DELETION_BLOCKED)
+                && h["status"] == "Progressing"
+                && h["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(r::DELETION_BLOCKED))
+                && h["deletionMessage"] == h["message"]
+        });
+        for (o, h) in &cases {
+            if o.get("status").is_none() {
+                // kstatus reads an object without status as Current: the gap the CRD's status
+                // default closes (the status default case is checked).
+                continue;
+            }
+            let want = match h["status"].as_str().unwrap() {
+                "Healthy" => "Current",
+                "Degraded" => "Failed",
+                _ if o["metadata"]["deletionTimestamp"].is_string() => "Terminating",
+                _ => "InProgress",
+            };
+            let (got, message) = kstatus(o);
+            assert_eq!(
+                got, want,
+                "{kind} {}: kstatus {got} {message:?}, Argo CD {h}",
+                o["metadata"]["name"]
+            );
+        }
+    }
 }
 
 /// `deploy/argocd/argocd-cm.yaml` embeds the check verbatim (`scripts/generate.sh` writes it).

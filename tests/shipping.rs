@@ -1,6 +1,7 @@
 //! Shipping: the chart and the plain manifests are fresh, lint-clean and accepted by a real
-//! apiserver; the chart's RBAC is enough for a full cycle (and the test notices a missing
-//! verb); a reconcile never touches the spec. (The Argo CD health check: tests/gitops_status.rs.)
+//! apiserver; the chart's RBAC is enough for a full cycle, accounts included (and the test
+//! notices a missing verb); a reconcile never touches the spec. (The Argo CD health check:
+//! tests/gitops_status.rs.)
 
 mod support;
 
@@ -9,12 +10,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cds_redis_operator::crd::RedisInstance;
+use cds_redis_operator::crd::account::{ClusterProviderConfig, IN_USE_FINALIZER, ProviderConfig, ProviderConfigStatus};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt as _;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use crate::support::control_plane::{self, ControlPlane, kubeconfig_yaml, unique_namespace};
 use crate::support::operator::{Operator, OperatorOptions};
-use crate::support::sim::{self, Admin, KEY_SECRET};
+use crate::support::sim::{self, Admin, KEY_ID, KEY_SECRET};
 use crate::support::{repo_root as root, stdout_ok as ok};
 
 fn helm(cp: &ControlPlane, args: &[&str]) -> std::process::Output {
@@ -218,18 +222,44 @@ async fn install_chart(cp: &ControlPlane, prefix: &str) -> Installed {
     }
 }
 
+/// Polls `ok` until it holds or `deadline` passes; says on stderr what it waited for in vain.
+async fn wait_until<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(
+    deadline: Instant,
+    what: &str,
+    ok: F,
+) -> bool {
+    while !ok().await {
+        if Instant::now() > deadline {
+            eprintln!("timed out waiting for {what}");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    true
+}
+
+/// Whether `status` has the condition `type_` with status True.
+fn is_true(status: Option<&ProviderConfigStatus>, type_: &str) -> bool {
+    status.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == type_ && c.status == "True"))
+}
+
 /// Runs the operator as the chart's ServiceAccount and drives one object through
-/// create → Ready → delete; returns whether it got through within `within`.
+/// create → Ready → delete; returns whether it got through within `within`. With `accounts`,
+/// the operator watches every namespace (the chart's default) and the object uses a
+/// `ProviderConfig` (checked, counted, held with its Secret while used, released after), while
+/// a `ClusterProviderConfig` is checked too.
 async fn full_cycle(
     cp: &ControlPlane,
     installed: &Installed,
     within: Duration,
+    accounts: bool,
 ) -> (bool, String, Option<RedisInstance>) {
     let client = cp.client().await;
     let work = unique_namespace(&client, "rbac-work").await;
     let s = sim::start(Duration::from_millis(500), Duration::from_millis(300)).await;
     // The operator runs with nothing but the chart ServiceAccount's token.
     let mut opts = OperatorOptions::new(&work, s.endpoint());
+    opts.all_namespaces = accounts;
     opts.args = vec![
         "--leader-election-namespace".into(),
         installed.ns.clone(),
@@ -239,15 +269,35 @@ async fn full_cycle(
     opts.env = vec![("KUBECONFIG".into(), installed.kubeconfig.display().to_string())];
     let op = Operator::start(cp, opts);
 
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &work);
-    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &work);
+    let secret: Secret = serde_json::from_value(
         json!({ "metadata": { "name": "pw" }, "stringData": { "password": "rbac-test-password" } }),
     )
     .unwrap();
     secrets.create(&PostParams::default(), &secret).await.unwrap();
     let api: Api<RedisInstance> = Api::namespaced(client.clone(), &work);
-    let spec = json!({ "regionId": "CN_Beijing_A", "vdcId": "vdc-1", "basePipeId": "pipe-1", "paasGoodsId": 12467,
+    let pcs: Api<ProviderConfig> = Api::namespaced(client.clone(), &work);
+    let cpcs: Api<ClusterProviderConfig> = Api::all(client.clone());
+    let cluster_config = format!("rbac-{}", &work[work.len() - 8..]);
+    let mut spec = json!({ "regionId": "CN_Beijing_A", "vdcId": "vdc-1", "basePipeId": "pipe-1", "paasGoodsId": 12467,
         "passwordSecretRef": { "name": "pw" }, "writeConnectionSecretToRef": { "name": "conn" } });
+    if accounts {
+        let account: Secret = serde_json::from_value(json!({ "metadata": { "name": "cds-account" },
+            "stringData": { "accessKeyId": KEY_ID, "accessKeySecret": KEY_SECRET } }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &account).await.unwrap();
+        let pc: ProviderConfig = serde_json::from_value(
+            json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "ProviderConfig",
+            "metadata": { "name": "team" }, "spec": { "credentials": { "secretRef": { "name": "cds-account" } } } }),
+        )
+        .unwrap();
+        pcs.create(&PostParams::default(), &pc).await.unwrap();
+        let cpc: ClusterProviderConfig = serde_json::from_value(json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "ClusterProviderConfig",
+            "metadata": { "name": cluster_config }, "spec": { "credentials": { "secretRef": { "name": "cds-account", "namespace": work } } } }))
+        .unwrap();
+        cpcs.create(&PostParams::default(), &cpc).await.unwrap();
+        spec["providerConfigRef"] = json!({ "kind": "ProviderConfig", "name": "team" });
+    }
     let obj: RedisInstance = serde_json::from_value(json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisInstance", "metadata": { "name": "r" }, "spec": spec })).unwrap();
     api.create(&PostParams::default(), &obj).await.unwrap();
     let deadline = Instant::now() + within;
@@ -268,20 +318,65 @@ async fn full_cycle(
     };
     // The connection Secret was written with the ServiceAccount's rights.
     assert!(secrets.get_opt("conn").await.unwrap().is_some());
+    let held = |finalizers: &[String]| finalizers.iter().any(|f| f == IN_USE_FINALIZER);
+    if accounts {
+        // The config the instance uses: checked, its user counted, held with its Secret.
+        let used = wait_until(
+            deadline,
+            "ProviderConfig team Ready, 1 user, held with its Secret",
+            || async {
+                let pc = pcs.get("team").await.unwrap();
+                let secret = secrets.get("cds-account").await.unwrap();
+                is_true(pc.status.as_ref(), "Ready")
+                    && pc.status.as_ref().and_then(|s| s.users) == Some(1)
+                    && held(pc.finalizers())
+                    && held(secret.finalizers())
+            },
+        )
+        .await;
+        // The cluster-scoped one: its status written through the chart's ClusterRole.
+        let checked = wait_until(deadline, "ClusterProviderConfig Ready", || async {
+            let cpc = cpcs.get(&cluster_config).await.unwrap();
+            is_true(cpc.status.as_ref(), "Ready") && cpc.status.as_ref().and_then(|s| s.users) == Some(0)
+        })
+        .await;
+        if !(used && checked) {
+            return (false, op.logs(), None);
+        }
+    }
     // A backup of it: made, finished (its download Secret written) and deleted, with the same rights.
     if !backup_cycle(&client, &work, deadline).await {
         return (false, op.logs(), None);
     }
     api.delete("r", &Default::default()).await.unwrap();
-    while Instant::now() < deadline {
-        if api.get_opt("r").await.unwrap().is_none() {
-            let left = Admin::of(&s).instances().await.len();
-            s.shutdown().await;
-            return (left == 0, op.logs(), Some(ready_obj));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    if !wait_until(deadline, "the instance gone", || async {
+        api.get_opt("r").await.unwrap().is_none()
+    })
+    .await
+    {
+        return (false, op.logs(), Some(ready_obj));
     }
-    (false, op.logs(), Some(ready_obj))
+    let left = Admin::of(&s).instances().await.len();
+    if accounts {
+        // Its config and the config's Secret are released; both configs can then go.
+        let released = wait_until(deadline, "ProviderConfig team and its Secret released", || async {
+            let pc = pcs.get("team").await.unwrap();
+            let secret = secrets.get("cds-account").await.unwrap();
+            pc.status.as_ref().and_then(|s| s.users) == Some(0) && !held(pc.finalizers()) && !held(secret.finalizers())
+        })
+        .await;
+        pcs.delete("team", &Default::default()).await.unwrap();
+        cpcs.delete(&cluster_config, &Default::default()).await.unwrap();
+        let gone = wait_until(deadline, "both configs gone", || async {
+            pcs.get_opt("team").await.unwrap().is_none() && cpcs.get_opt(&cluster_config).await.unwrap().is_none()
+        })
+        .await;
+        if !(released && gone) {
+            return (false, op.logs(), Some(ready_obj));
+        }
+    }
+    s.shutdown().await;
+    (left == 0, op.logs(), Some(ready_obj))
 }
 
 /// A `RedisBackup` of the instance `r` in `ns`: Completed, its download Secret written, then
@@ -300,7 +395,7 @@ async fn backup_cycle(client: &kube::Client, ns: &str, deadline: Instant) -> boo
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     assert!(secrets.get_opt("b-dl").await.unwrap().is_some());
     api.delete("b", &Default::default()).await.unwrap();
     while api.get_opt("b").await.unwrap().is_some() {
@@ -345,10 +440,26 @@ async fn schedule_cycle(client: &kube::Client, ns: &str, deadline: Instant) -> b
 async fn the_chart_rbac_suffices_for_a_full_cycle_and_a_missing_verb_is_noticed() {
     let cp = control_plane::shared();
     let installed = install_chart(cp, "rbac").await;
-    let (passed, logs, ready) = full_cycle(cp, &installed, Duration::from_secs(150)).await;
+    let (passed, logs, ready) = full_cycle(cp, &installed, Duration::from_secs(150), true).await;
     assert!(
         passed,
         "create → Ready → delete as the chart's ServiceAccount failed:\n{logs}"
+    );
+    // Not one request of the cycle was refused: none in the operator's logs, none in the audit
+    // log (a refused watch is retried quietly, so the logs alone could miss one).
+    assert!(
+        !logs.to_lowercase().contains("forbidden"),
+        "the operator was refused something:\n{logs}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let audit = std::fs::read_to_string(cp.audit_log()).unwrap_or_default();
+    let refused: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains(&format!("system:serviceaccount:{}:", installed.ns)) && l.contains("\"code\":403"))
+        .collect();
+    assert!(
+        !audit.is_empty() && refused.is_empty(),
+        "the audit log records refusals of the ServiceAccount: {refused:#?}"
     );
     // A full reconcile leaves generation and spec alone (no GitOps drift).
     let ready = ready.unwrap();
@@ -377,7 +488,7 @@ async fn the_chart_rbac_suffices_for_a_full_cycle_and_a_missing_verb_is_noticed(
         &cp.kubectl(&["patch", "clusterrole", &role, "--type=json", "-p", &patch.to_string()]),
         "kubectl patch clusterrole",
     );
-    let (passed, logs, _) = full_cycle(cp, &broken, Duration::from_secs(15)).await;
+    let (passed, logs, _) = full_cycle(cp, &broken, Duration::from_secs(15), false).await;
     assert!(!passed, "the cycle passed without the status patch verb:\n{logs}");
     assert!(
         logs.contains("forbidden") || logs.contains("403"),
