@@ -281,8 +281,9 @@ async fn verify<K: AccountConfig>(cfg: &K, cctx: &ConfigContext) -> Verdict {
         Err(e) => Verdict::Unavailable(e.to_string()),
         Ok(account) => match account.client.describe_regions().await {
             Ok(_) => Verdict::Verified,
-            Err(e) if e.is_retryable() => Verdict::Unavailable(format!("DescribeRegins: {e}")),
-            Err(e) => Verdict::Broken(reason::INVALID_CREDENTIALS, format!("DescribeRegins: {e}")),
+            // The error names the action: "DescribeRegins: HTTP 403 SignatureDoesNotMatch ...".
+            Err(e) if e.is_retryable() => Verdict::Unavailable(e.to_string()),
+            Err(e) => Verdict::Broken(reason::INVALID_CREDENTIALS, e.to_string()),
         },
     };
     cctx.memory
