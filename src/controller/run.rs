@@ -18,6 +18,7 @@ use super::context::Context;
 use super::events::EventPublisher;
 use super::reconcile::{error_policy, reconcile};
 use super::secrets::{self, SecretReader};
+use super::shard::Shard;
 use crate::config::CdsSettings;
 use crate::crd::{DeletionPolicy, RedisInstance};
 use crate::duration::parse_duration;
@@ -74,12 +75,35 @@ pub struct RunConfig {
     /// Name of the leader Lease.
     #[arg(long, env = "LEADER_ELECTION_ID", default_value = "cds-redis-operator")]
     pub leader_election_id: String,
+    /// Own only the objects labelled `cds.capitalonline.net/shard: SHARD`, and elect the leader on
+    /// the Lease `<leader-election-id>-SHARD` (see README, "Shards").
+    #[arg(long, env = "CDS_SHARD", value_parser = super::shard::parse_shard_name, conflicts_with = "known_shards")]
+    pub shard: Option<String>,
+    /// The shards other processes run (comma-separated): this process, started without
+    /// `--shard`, leaves the objects labelled with one of them alone and owns every other one.
+    #[arg(long, env = "CDS_KNOWN_SHARDS", value_delimiter = ',', value_parser = super::shard::parse_shard_name)]
+    pub known_shards: Vec<String>,
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
     pub metrics_address: std::net::SocketAddr,
+}
+
+impl RunConfig {
+    /// Which objects this process owns.
+    pub fn shard(&self) -> Shard {
+        Shard::new(self.shard.as_deref(), &self.known_shards)
+    }
+
+    /// `watcher::Config` of a watch of our kinds: this process's shard selector, if any.
+    pub fn watch_config(&self) -> watcher::Config {
+        match self.shard().selector() {
+            Some(selector) => watcher::Config::default().labels(&selector),
+            None => watcher::Config::default(),
+        }
+    }
 }
 
 fn parse_deletion_policy(s: &str) -> Result<DeletionPolicy, String> {
@@ -175,7 +199,7 @@ fn elector(client: &kube::Client, config: &RunConfig, identity: &str) -> LeaderE
     LeaderElector::new(
         client.clone(),
         LeaseConfig {
-            name: config.leader_election_id.clone(),
+            name: config.shard().lease_name(&config.leader_election_id),
             namespace: config.leader_election_namespace.clone(),
             identity: identity.to_owned(),
             lease_duration: Duration::from_secs(15),
@@ -191,25 +215,29 @@ struct Watches<O, S> {
     secrets: Store<PartialObjectMeta<Secret>>,
     secret_events: S,
     claims: Arc<Claims>,
+    /// The UIDs of the objects the watch no longer shows (deleted, or moved to another shard).
+    left: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 fn watches(
     client: &kube::Client,
-    namespace: Option<&str>,
+    config: &RunConfig,
     readiness: &Arc<Readiness>,
 ) -> Watches<
     impl futures::Stream<Item = Result<RedisInstance, watcher::Error>> + Send + 'static,
     impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static,
 > {
-    let (ri_api, secret_api): (Api<RedisInstance>, Api<PartialObjectMeta<Secret>>) = match namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+    let (ri_api, secret_api): (Api<RedisInstance>, Api<PartialObjectMeta<Secret>>) =
+        match config.watch_namespace.as_deref() {
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
     // The caches keep only what the operator reads: no managedFields; of a Secret's metadata only
     // its name, version, owners and finalizers (a `kubectl apply`'d Secret carries its data in
     // the last-applied-configuration annotation; a label map of one entry allocates an 11-slot
     // B-tree node, about 540 bytes, per Secret: 1,000 password records held 0.5 MiB of them);
     // of an object, no last-applied-configuration.
+    // Secrets are not filtered by shard: user Secrets carry no shard label. Only the objects are.
     let (secrets, secret_writer) = reflector::store();
     let secret_watch = watcher(secret_api, watcher::Config::default())
         .default_backoff()
@@ -225,7 +253,7 @@ fn watches(
         )
         .touched_objects();
     let (objects, writer) = reflector::store();
-    let ri_watch = watcher(ri_api, watcher::Config::default())
+    let ri_watch = watcher(ri_api, config.watch_config())
         .default_backoff()
         .modify(|o: &mut RedisInstance| {
             o.metadata.managed_fields = None;
@@ -233,9 +261,12 @@ fn watches(
                 annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
             }
         });
-    // The claim index follows every event, deletions and relists included.
+    // The claim index follows every event, deletions and relists included. A delete is also
+    // an object that left this shard's selector (relabelled to another shard): its claims go
+    // with it, and its memory (sent to `left`, see `control`).
     let claims = Arc::new(Claims::default());
     let claims_of_watch = claims.clone();
+    let (left_tx, left) = tokio::sync::mpsc::unbounded_channel();
     // The claims see each event before readiness does: once synced, the index is complete.
     let object_events = readiness
         .track_initial_list(
@@ -243,6 +274,9 @@ fn watches(
             reflector::reflector(writer, ri_watch).inspect(move |event| {
                 if let Ok(event) = event {
                     claims_of_watch.observe(event);
+                    if let watcher::Event::Delete(obj) = event {
+                        let _ = left_tx.send(super::context::uid(obj));
+                    }
                 }
             }),
         )
@@ -253,6 +287,7 @@ fn watches(
         secrets,
         secret_events,
         claims,
+        left,
     }
 }
 
@@ -266,7 +301,11 @@ async fn control(
     leadership: Leadership,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let w = watches(&client, config.watch_namespace.as_deref(), &readiness);
+    let mut w = watches(&client, &config, &readiness);
+    let shard = config.shard();
+    if let Some(selector) = shard.selector() {
+        tracing::info!(%selector, lease = %shard.lease_name(&config.leader_election_id), "owning the objects of one shard");
+    }
     let concurrency = config.concurrency;
     let accounts = Accounts::new(
         config.cds.client_config(),
@@ -283,7 +322,7 @@ async fn control(
         config,
         accounts,
         SecretReader::new(client.clone(), w.secrets),
-        EventPublisher::new(client, "cds-redis-operator", identity),
+        EventPublisher::new(client, "cds-redis-operator", shard.reporting_instance(&identity)),
         metrics,
         w.objects.clone(),
         w.claims,
@@ -293,6 +332,14 @@ async fn control(
     let housekeeping = {
         let ctx = ctx.clone();
         tokio::spawn(async move { housekeeping(&ctx).await })
+    };
+    let forget = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            while let Some(uid) = w.left.recv().await {
+                ctx.forget_uid(&uid);
+            }
+        })
     };
     let backups = tokio::spawn(super::backup::run(ctx.clone(), stop.clone()));
     let schedules = tokio::spawn(super::schedule::run(ctx.clone(), stop.clone()));
@@ -314,19 +361,25 @@ async fn control(
         })
         .await;
     housekeeping.abort();
+    forget.abort();
     let _ = backups.await;
     let _ = schedules.await;
 }
 
 /// Every 30 seconds, once the caches are synced: forgets objects deleted without a finalizer
-/// (ObserveOnly objects are never reconciled again), and, as the leader, releases account
-/// Secrets no object needs any more.
+/// (ObserveOnly objects are never reconciled again), and, as the leader of an unsharded
+/// operator, releases account Secrets no object needs any more.
 async fn housekeeping(ctx: &Context) {
     ctx.readiness.wait_synced().await;
+    // A sharded process sees only its own objects: an account Secret none of them uses may be
+    // used by another shard's, so releasing its hold needs the whole view (the account holds
+    // move to the ProviderConfig controller, which runs in the default process unfiltered).
+    let whole_view = !ctx.config.shard().is_partial();
     loop {
         tokio::time::sleep(Duration::from_secs(30)).await;
         ctx.forget_missing();
-        if ctx.fence().is_ok()
+        if whole_view
+            && ctx.fence().is_ok()
             && let Err(e) = ctx.secrets.release_unneeded_holds(&ctx.objects).await
         {
             tracing::warn!(error = %e, "releasing unneeded account Secret holds");
