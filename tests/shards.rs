@@ -4,7 +4,8 @@
 //!   exactly one process, the one its label names (its Events' reporting instance says which),
 //!   with exactly one create; each process caches only its part;
 //! - moving objects between shards by relabelling, in the middle of their create and once Ready,
-//!   then deleting them: one create and one delete each, nothing stuck.
+//!   then deleting them: one create and one delete each, nothing stuck;
+//! - backups and schedules follow their own shard label: a schedule's backups carry its shard.
 
 mod support;
 
@@ -342,5 +343,108 @@ async fn relabelling_hands_objects_over_without_a_second_create_or_a_lost_delete
             );
         }
     }
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn backups_and_schedules_belong_to_the_shard_their_label_names() {
+    use cds_redis_operator::crd::backup::{BackupPhase, RedisBackup, RedisBackupSchedule, SCHEDULE_LABEL};
+    let e = env("shard-backups", fast_sim()).await;
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    let _default = e.operator_with(flags("op-default", &["--known-shards", "a"]), vec![]);
+    let _a = e.operator_with(flags("op-a", &["--shard", "a"]), vec![]);
+    e.api
+        .create(&PostParams::default(), &object("cache", Some("a")))
+        .await
+        .unwrap();
+    e.wait_ready("cache").await;
+
+    let client = e.cp.client().await;
+    let backups: Api<RedisBackup> = Api::namespaced(client.clone(), &e.ns);
+    let backup = |name: &str, shard: Option<&str>| -> RedisBackup {
+        let labels: BTreeMap<&str, &str> = shard.map(|s| (SHARD_LABEL, s)).into_iter().collect();
+        serde_json::from_value(json!({
+            "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisBackup",
+            "metadata": { "name": name, "labels": labels },
+            "spec": { "instanceRef": { "name": "cache" } },
+        }))
+        .unwrap()
+    };
+    // A schedule in shard `a` (the first slot is at most a minute away).
+    let schedules: Api<RedisBackupSchedule> = Api::namespaced(client, &e.ns);
+    let schedule: RedisBackupSchedule = serde_json::from_value(json!({
+        "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisBackupSchedule",
+        "metadata": { "name": "minutely", "labels": { SHARD_LABEL: "a" } },
+        "spec": { "instanceRef": { "name": "cache" }, "schedule": "* * * * *", "keep": 3 },
+    }))
+    .unwrap();
+    schedules.create(&PostParams::default(), &schedule).await.unwrap();
+    // A backup with its instance's shard label is made by that shard.
+    backups
+        .create(&PostParams::default(), &backup("with-label", Some("a")))
+        .await
+        .unwrap();
+    // One without it belongs to the default process, which does not see the instance: it waits.
+    backups
+        .create(&PostParams::default(), &backup("without-label", None))
+        .await
+        .unwrap();
+
+    let phase = |b: &RedisBackup| b.status.as_ref().and_then(|s| s.phase);
+    let synced_reason = |b: &RedisBackup| {
+        b.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Synced"))
+            .map(|c| c.reason.clone())
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let made = ListParams::default().labels(&format!("{SCHEDULE_LABEL}=minutely"));
+    let scheduled = loop {
+        let list = backups.list(&made).await.unwrap().items;
+        let done = list.iter().find(|b| phase(b) == Some(BackupPhase::Completed)).cloned();
+        if let Some(b) = done
+            && backups
+                .get("with-label")
+                .await
+                .is_ok_and(|b| phase(&b) == Some(BackupPhase::Completed))
+        {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no completed backup of the schedule, or of with-label: {list:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // The schedule's backup carries its shard, so the shard's process made and followed it.
+    assert_eq!(scheduled.labels().get(SHARD_LABEL).map(String::as_str), Some("a"));
+    for name in ["with-label".to_owned(), scheduled.name_any()] {
+        let reasons = reasons_from(&e, &name, "op-a/shard-a").await;
+        assert!(
+            reasons.iter().any(|r| r == "Completed"),
+            "{name}: completed by shard a: {reasons:?}"
+        );
+        assert!(
+            reasons_from(&e, &name, "op-default").await.is_empty(),
+            "{name}: nothing from the default process"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let without = loop {
+        let b = backups.get("without-label").await.unwrap();
+        if synced_reason(&b).is_some() || Instant::now() > deadline {
+            break b;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (phase(&without), synced_reason(&without).as_deref()),
+        (Some(BackupPhase::Pending), Some("InstanceNotFound")),
+        "the default process does not see shard a's instance"
+    );
+    // One backup of with-label and one per slot of the schedule (a second slot may have come);
+    // none of without-label.
+    let slots = backups.list(&made).await.unwrap().items.len() as u64;
+    assert_eq!(e.admin.calls("CreateBackup", "success").await, 1 + slots);
     e.sim.shutdown().await;
 }
