@@ -442,6 +442,16 @@ async fn backups_and_schedules_belong_to_the_shard_their_label_names() {
         (Some(BackupPhase::Pending), Some("InstanceNotFound")),
         "the default process does not see shard a's instance"
     );
+    let message = without
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Synced"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("give this object its {SHARD_LABEL} label")),
+        "the condition says the instance may be in another shard: {message}"
+    );
     // One backup of with-label and one per slot of the schedule (a second slot may have come);
     // none of without-label.
     let slots = backups.list(&made).await.unwrap().items.len() as u64;

@@ -84,6 +84,19 @@ impl Shard {
         !matches!(self, Self::Default { known } if known.is_empty())
     }
 
+    /// What a backup (or schedule) whose `RedisInstance` this process does not see should be
+    /// told: the instance may be in another shard. `None` for an unsharded process.
+    pub fn missing_instance_hint(&self) -> Option<String> {
+        let owned = match self {
+            Self::Default { known } if known.is_empty() => return None,
+            Self::Named(s) => format!("the objects of shard {s}"),
+            Self::Default { known } => format!("the objects of no shard in [{}]", known.join(", ")),
+        };
+        Some(format!(
+            " (this operator process sees {owned} only: if the instance is in another shard, give this object its {SHARD_LABEL} label)"
+        ))
+    }
+
     /// Whether an object with these labels belongs to this process.
     pub fn owns(&self, labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
         let label = labels.and_then(|l| l.get(SHARD_LABEL));
@@ -133,6 +146,11 @@ mod tests {
         );
         assert!(a.is_partial());
         assert!(a.owns(Some(&labels(Some("a")))));
+        assert!(
+            a.missing_instance_hint()
+                .unwrap()
+                .contains("sees the objects of shard a only")
+        );
         assert!(!a.owns(Some(&labels(Some("b")))));
         assert!(!a.owns(None));
     }
@@ -156,6 +174,7 @@ mod tests {
         assert_eq!(d.selector(), None);
         assert_eq!(d.and("x"), "x");
         assert!(!d.is_partial());
+        assert_eq!(d.missing_instance_hint(), None);
         assert!(d.owns(Some(&labels(Some("a")))));
     }
 
