@@ -71,6 +71,7 @@ fn plain_manifests_are_fresh_and_the_chart_lints_strictly() {
     for values in [
         vec![],
         vec!["--set", "simulator.enabled=true"],
+        vec!["--set", "shards={a,b}"],
         vec![
             "--set",
             "watchNamespace=apps",
@@ -107,6 +108,127 @@ fn plain_manifests_are_fresh_and_the_chart_lints_strictly() {
         !out.status.success(),
         "the values schema must refuse defaultDeletionPolicy=Orphan"
     );
+    // Nor a shard name that is no label value.
+    let out = helm(
+        cp,
+        &["lint", "--strict", "charts/cds-redis-operator", "--set", "shards={a b}"],
+    );
+    assert!(
+        !out.status.success(),
+        "the values schema must refuse a shard named 'a b'"
+    );
+}
+
+/// The YAML documents of a multi-document text, parsed, without empty ones.
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    yaml.split("\n---")
+        .filter_map(|d| serde_norway::from_str::<serde_json::Value>(d).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+/// The value of the environment variable `name` of a Deployment's first container.
+fn env_of<'a>(deployment: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+}
+
+#[test]
+fn the_chart_runs_one_deployment_per_shard_next_to_the_default_one() {
+    let cp = control_plane::shared();
+    let manifest = ok(
+        &helm(
+            cp,
+            &[
+                "template",
+                "rel",
+                "charts/cds-redis-operator",
+                "--namespace",
+                "ops",
+                "--kube-version",
+                "1.37.2",
+                "--set",
+                "shards={a,b}",
+            ],
+        ),
+        "helm template",
+    );
+    let deployments: Vec<serde_json::Value> = documents(&manifest)
+        .into_iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    let names: Vec<&str> = deployments
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rel-cds-redis-operator",
+            "rel-cds-redis-operator-shard-a",
+            "rel-cds-redis-operator-shard-b"
+        ]
+    );
+    // The default one leaves the shards' objects alone; each shard owns its own.
+    let (default, a, b) = (&deployments[0], &deployments[1], &deployments[2]);
+    assert_eq!(env_of(default, "CDS_KNOWN_SHARDS"), Some("a,b"));
+    assert_eq!(env_of(default, "CDS_SHARD"), None);
+    assert_eq!(
+        (env_of(a, "CDS_SHARD"), env_of(a, "CDS_KNOWN_SHARDS")),
+        (Some("a"), None)
+    );
+    assert_eq!(env_of(b, "CDS_SHARD"), Some("b"));
+    for d in &deployments {
+        // The same Lease base name (each process adds its shard), ServiceAccount and settings.
+        assert_eq!(env_of(d, "LEADER_ELECTION_ID"), Some("rel-cds-redis-operator"));
+        assert_eq!(
+            d["spec"]["template"]["spec"]["serviceAccountName"],
+            "rel-cds-redis-operator"
+        );
+        assert_eq!(env_of(d, "CDS_QPS"), env_of(default, "CDS_QPS"));
+    }
+    // No Deployment's selector matches another's pods (the default one's selector is unchanged).
+    for d in &deployments {
+        let selector = d["spec"]["selector"]["matchLabels"].as_object().unwrap();
+        for other in &deployments {
+            let labels = &other["spec"]["template"]["metadata"]["labels"];
+            let matches = selector.iter().all(|(k, v)| &labels[k] == v);
+            assert_eq!(
+                matches,
+                d["metadata"]["name"] == other["metadata"]["name"],
+                "{} selects the pods of {}",
+                d["metadata"]["name"],
+                other["metadata"]["name"]
+            );
+        }
+    }
+    assert_eq!(
+        default["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+        "operator"
+    );
+    // Without shards: one Deployment, no shard settings (what the plain manifests hold).
+    let plain = ok(
+        &helm(
+            cp,
+            &[
+                "template",
+                "rel",
+                "charts/cds-redis-operator",
+                "--kube-version",
+                "1.37.2",
+            ],
+        ),
+        "helm template",
+    );
+    let plain: Vec<serde_json::Value> = documents(&plain)
+        .into_iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    assert_eq!(plain.len(), 1);
+    assert_eq!(env_of(&plain[0], "CDS_KNOWN_SHARDS"), None);
 }
 
 #[tokio::test]
@@ -129,6 +251,7 @@ async fn rendered_chart_passes_server_side_strict_validation() {
             "--set".into(),
             "credentials.accessKeySecret=b".into(),
         ],
+        vec!["--set".into(), "shards={a,b}".into()],
         vec![
             "--set".into(),
             "leaderElection.enabled=false".into(),

@@ -187,6 +187,20 @@ impl Claims {
         self.0.lock().expect("not poisoned").drop_reservations(&uid);
     }
 
+    /// Drops every reservation of the object with this UID (it left the watch).
+    pub fn release_uid(&self, uid: &str) {
+        self.0.lock().expect("not poisoned").drop_reservations(uid);
+    }
+
+    /// Keeps only the reservations of the objects (by UID) for which `alive` holds.
+    pub fn retain_reservations(&self, alive: impl Fn(&str) -> bool) {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .reserved
+            .retain(|_, h| alive(&h.uid));
+    }
+
     /// How many reservations are held (for tests: they must not outlive the watch's view).
     #[cfg(test)]
     fn reservations(&self) -> usize {

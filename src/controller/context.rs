@@ -236,6 +236,15 @@ impl Context {
         self.metrics.set_phase(&uid(obj), None);
     }
 
+    /// Forgets the object with this UID, which the watch no longer shows (deleted, or moved to
+    /// another shard): its memory, its phase in the metrics and its reservations (its claims
+    /// went with the watch event).
+    pub fn forget_uid(&self, uid: &str) {
+        self.memory.lock().expect("not poisoned").remove(uid);
+        self.claims.release_uid(uid);
+        self.metrics.set_phase(uid, None);
+    }
+
     /// Forgets every object the watch no longer has (deleted without a finalizer, e.g.
     /// `ObserveOnly` objects, which no reconcile sees go).
     pub fn forget_missing(&self) {
@@ -246,6 +255,9 @@ impl Context {
             // The table keeps the size of its busiest moment (a rollout of N objects) otherwise.
             memory.shrink_to_fit();
         }
+        // A reconcile in flight when its object left (moved to another shard) may have
+        // reserved a claim after the watch event dropped the others.
+        self.claims.retain_reservations(|u| alive.contains(u));
         self.metrics.retain_phases(|u| alive.contains(u));
     }
 

@@ -10,7 +10,7 @@
 //!   object (status and finalizer), both conditional;
 //! - [`run`]: settings, leader election, watches and the controller;
 //! - around them: [`context`] (shared state), [`claims`] (who owns which instance),
-//!   [`secrets`], [`accounts`], [`events`].
+//!   [`secrets`], [`accounts`], [`events`], [`shard`] (which objects this process owns).
 //!
 //! [`schedule`] is the `RedisBackupSchedule` controller, started next to this one.
 
@@ -29,6 +29,7 @@ pub mod reconcile;
 pub mod run;
 pub mod schedule;
 pub mod secrets;
+pub mod shard;
 pub mod status;
 pub mod writes;
 

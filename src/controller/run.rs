@@ -19,6 +19,7 @@ use super::context::Context;
 use super::events::EventPublisher;
 use super::reconcile::{error_policy, reconcile};
 use super::secrets::{self, SecretReader};
+use super::shard::Shard;
 use crate::config::CdsSettings;
 use crate::crd::account::{AccountConfig as _, ClusterProviderConfig, ConfigId, ProviderConfig};
 use crate::crd::{DeletionPolicy, RedisInstance};
@@ -76,12 +77,35 @@ pub struct RunConfig {
     /// Name of the leader Lease.
     #[arg(long, env = "LEADER_ELECTION_ID", default_value = "cds-redis-operator")]
     pub leader_election_id: String,
+    /// Own only the objects labelled `cds.capitalonline.net/shard: SHARD`, and elect the leader on
+    /// the Lease `<leader-election-id>-SHARD` (see README, "Shards").
+    #[arg(long, env = "CDS_SHARD", value_parser = super::shard::parse_shard_name, conflicts_with = "known_shards")]
+    pub shard: Option<String>,
+    /// The shards other processes run (comma-separated): this process, started without
+    /// `--shard`, leaves the objects labelled with one of them alone and owns every other one.
+    #[arg(long, env = "CDS_KNOWN_SHARDS", value_delimiter = ',', value_parser = super::shard::parse_shard_name)]
+    pub known_shards: Vec<String>,
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
     pub metrics_address: std::net::SocketAddr,
+}
+
+impl RunConfig {
+    /// Which objects this process owns.
+    pub fn shard(&self) -> Shard {
+        Shard::new(self.shard.as_deref(), &self.known_shards)
+    }
+
+    /// `watcher::Config` of a watch of our kinds: this process's shard selector, if any.
+    pub fn watch_config(&self) -> watcher::Config {
+        match self.shard().selector() {
+            Some(selector) => watcher::Config::default().labels(&selector),
+            None => watcher::Config::default(),
+        }
+    }
 }
 
 fn parse_deletion_policy(s: &str) -> Result<DeletionPolicy, String> {
@@ -177,7 +201,7 @@ fn elector(client: &kube::Client, config: &RunConfig, identity: &str) -> LeaderE
     LeaderElector::new(
         client.clone(),
         LeaseConfig {
-            name: config.leader_election_id.clone(),
+            name: config.shard().lease_name(&config.leader_election_id),
             namespace: config.leader_election_namespace.clone(),
             identity: identity.to_owned(),
             lease_duration: Duration::from_secs(15),
@@ -199,12 +223,16 @@ struct Watches<O, S, C, P> {
     config_events: P,
     /// Objects to reconcile because their config changed.
     config_triggers: futures::channel::mpsc::UnboundedReceiver<ObjectRef<RedisInstance>>,
+    /// The UIDs of the objects the watch no longer shows (deleted, or moved to another shard).
+    left: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// The watch of every object's use of configs, in the default process of a sharded install.
+    users_events: Option<futures::stream::BoxStream<'static, Result<watcher::Event<RedisInstance>, watcher::Error>>>,
 }
 
 #[allow(clippy::type_complexity)] // four opaque stream types; naming them would box them
 fn watches(
     client: &kube::Client,
-    namespace: Option<&str>,
+    config: &RunConfig,
     readiness: &Arc<Readiness>,
 ) -> Watches<
     impl futures::Stream<Item = Result<RedisInstance, watcher::Error>> + Send + 'static,
@@ -212,15 +240,17 @@ fn watches(
     impl futures::Stream<Item = Result<ClusterProviderConfig, watcher::Error>> + Send + 'static,
     impl futures::Stream<Item = Result<ProviderConfig, watcher::Error>> + Send + 'static,
 > {
-    let (ri_api, secret_api): (Api<RedisInstance>, Api<PartialObjectMeta<Secret>>) = match namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+    let (ri_api, secret_api): (Api<RedisInstance>, Api<PartialObjectMeta<Secret>>) =
+        match config.watch_namespace.as_deref() {
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
     // The caches keep only what the operator reads: no managedFields; of a Secret's metadata only
     // its name, version, owners and finalizers (a `kubectl apply`'d Secret carries its data in
     // the last-applied-configuration annotation; a label map of one entry allocates an 11-slot
     // B-tree node, about 540 bytes, per Secret: 1,000 password records held 0.5 MiB of them);
     // of an object, no last-applied-configuration.
+    // Secrets are not filtered by shard: user Secrets carry no shard label. Only the objects are.
     let (secrets, secret_writer) = reflector::store();
     let secret_watch = watcher(secret_api, watcher::Config::default())
         .default_backoff()
@@ -236,7 +266,7 @@ fn watches(
         )
         .touched_objects();
     let (objects, writer) = reflector::store();
-    let ri_watch = watcher(ri_api, watcher::Config::default())
+    let ri_watch = watcher(ri_api.clone(), config.watch_config())
         .default_backoff()
         .modify(|o: &mut RedisInstance| {
             o.metadata.managed_fields = None;
@@ -244,9 +274,12 @@ fn watches(
                 annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
             }
         });
-    // The claim index follows every event, deletions and relists included.
+    // The claim index follows every event, deletions and relists included. A delete is also
+    // an object that left this shard's selector (relabelled to another shard): its claims go
+    // with it, and its memory (sent to `left`, see `control`).
     let claims = Arc::new(Claims::default());
     let claims_of_watch = claims.clone();
+    let (left_tx, left) = tokio::sync::mpsc::unbounded_channel();
     // The claims see each event before readiness does: once synced, the index is complete.
     let object_events = readiness
         .track_initial_list(
@@ -254,6 +287,9 @@ fn watches(
             reflector::reflector(writer, ri_watch).inspect(move |event| {
                 if let Ok(event) = event {
                     claims_of_watch.observe(event);
+                    if let watcher::Event::Delete(obj) = event {
+                        let _ = left_tx.send(super::context::uid(obj));
+                    }
                 }
             }),
         )
@@ -261,12 +297,39 @@ fn watches(
     // The configs: every process reads them all (a shard too).
     let (cluster_store, cluster_writer) = reflector::store();
     let (namespaced_store, namespaced_writer) = reflector::store();
+    // Who uses a config: the default process of a sharded install also watches every object
+    // (no selector; spec and finalizers only), since it alone counts users and releases holds; a
+    // shard sees its own part only and never releases; an unsharded process has them all.
+    let namespace = config.watch_namespace.as_deref();
+    let shard = config.shard();
+    let (users, users_events) = match &shard {
+        Shard::Default { known } if !known.is_empty() => {
+            let (store, writer) = reflector::store();
+            let watch = watcher(ri_api.clone(), watcher::Config::default())
+                .default_backoff()
+                .modify(|o: &mut RedisInstance| {
+                    o.metadata.managed_fields = None;
+                    o.metadata.annotations = None;
+                    o.metadata.labels = None;
+                    o.status = None;
+                });
+            let events = readiness
+                .track_initial_list(crate::server::Watch::Users, reflector::reflector(writer, watch))
+                .boxed();
+            (store, Some(events))
+        }
+        _ => {
+            readiness.watch_synced(crate::server::Watch::Users);
+            (objects.clone(), None)
+        }
+    };
+    let whole = !matches!(shard, Shard::Named(_));
     let configs = Configs {
         cluster: cluster_store,
         namespaced: namespaced_store,
-        users: objects.clone(),
-        whole_namespaces: true,
-        whole_cluster: namespace.is_none(),
+        users,
+        whole_namespaces: whole,
+        whole_cluster: whole && namespace.is_none(),
     };
     let (trigger_tx, config_triggers) = futures::channel::mpsc::unbounded();
     let cluster_api: Api<ClusterProviderConfig> = Api::all(client.clone());
@@ -335,6 +398,8 @@ fn watches(
         cluster_config_events,
         config_events,
         config_triggers,
+        left,
+        users_events,
     }
 }
 
@@ -348,7 +413,11 @@ async fn control(
     leadership: Leadership,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let w = watches(&client, config.watch_namespace.as_deref(), &readiness);
+    let mut w = watches(&client, &config, &readiness);
+    let shard = config.shard();
+    if let Some(selector) = shard.selector() {
+        tracing::info!(%selector, lease = %shard.lease_name(&config.leader_election_id), "owning the objects of one shard");
+    }
     let concurrency = config.concurrency;
     let accounts = Accounts::new(
         config.cds.client_config(),
@@ -366,7 +435,7 @@ async fn control(
         config,
         accounts,
         SecretReader::new(client.clone(), w.secrets),
-        EventPublisher::new(client, "cds-redis-operator", identity),
+        EventPublisher::new(client, "cds-redis-operator", shard.reporting_instance(&identity)),
         metrics,
         w.objects.clone(),
         w.configs.clone(),
@@ -378,6 +447,15 @@ async fn control(
         let ctx = ctx.clone();
         tokio::spawn(async move { housekeeping(&ctx).await })
     };
+    let forget = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            while let Some(uid) = w.left.recv().await {
+                ctx.forget_uid(&uid);
+            }
+        })
+    };
+    let users = w.users_events.map(|events| tokio::spawn(events.for_each(|_| async {})));
     let backups = tokio::spawn(super::backup::run(ctx.clone(), stop.clone()));
     let cluster_configs = tokio::spawn(super::providerconfig::run(
         ctx.clone(),
@@ -414,6 +492,10 @@ async fn control(
         })
         .await;
     housekeeping.abort();
+    if let Some(users) = users {
+        users.abort();
+    }
+    forget.abort();
     let _ = backups.await;
     let _ = schedules.await;
     let _ = cluster_configs.await;
@@ -421,13 +503,14 @@ async fn control(
 }
 
 /// Every 30 seconds, once the caches are synced: forgets objects deleted without a finalizer
-/// (ObserveOnly objects are never reconciled again), and, as the leader, releases account
-/// Secrets no object needs any more.
+/// (ObserveOnly objects are never reconciled again), and, as a leader that sees every user,
+/// releases credentials Secrets no object needs any more.
 async fn housekeeping(ctx: &Context) {
     ctx.readiness.wait_synced().await;
     loop {
         tokio::time::sleep(Duration::from_secs(30)).await;
         ctx.forget_missing();
+        // Only where every user of a Secret's configs is seen (not in a shard).
         if let Err(e) = super::providerconfig::release_unneeded_secret_holds(ctx).await {
             tracing::warn!(error = %e, "releasing unneeded credentials Secret holds");
         }

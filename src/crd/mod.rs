@@ -27,6 +27,10 @@ pub const GROUP: &str = "cds.capitalonline.net";
 pub const FINALIZER: &str = "cds.capitalonline.net/cleanup";
 /// Field manager used for every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "cds-redis-operator";
+/// The label that puts an object (`RedisInstance`, `RedisBackup`, `RedisBackupSchedule`) in an
+/// operator shard: a process started with `--shard S` owns the objects labelled `S`; the default
+/// process owns the others (see `controller::shard`).
+pub const SHARD_LABEL: &str = "cds.capitalonline.net/shard";
 
 /// Expands to a CEL rule that makes an optional spec field immutable: it may be neither added,
 /// removed nor changed after creation.

@@ -12,13 +12,14 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::DRIFT_CHECK;
-use super::plan::{self, Facts, Instance, Seen, Step};
+use super::plan::{self, Facts, Instance, Seen, Step, WaitReason};
 use super::status::{self, FINISHED, Outcome};
 use crate::controller::accounts::Account;
 use crate::controller::context::Context;
 use crate::controller::events::EventType;
 use crate::controller::writes;
 use crate::crd::backup::{BackupCreateAttempt, BackupPhase, RedisBackup, RedisBackupStatus};
+use crate::crd::conditions::SYNCED;
 use crate::crd::{FINALIZER, Phase, RedisInstance};
 use crate::error::Error;
 use crate::failpoint;
@@ -105,6 +106,14 @@ impl<'a> Act<'a> {
             self.backup.meta().generation,
             &self.now,
         );
+        if matches!(
+            outcome,
+            Outcome::Step(Step::WaitForInstance(WaitReason::InstanceNotFound))
+        ) && let Some(hint) = self.ctx.config.shard().missing_instance_hint()
+            && let Some(synced) = self.status.conditions.iter_mut().find(|c| c.type_ == SYNCED)
+        {
+            synced.message.push_str(&hint);
+        }
         let phase = self.status.phase.map(|p| format!("{p:?}"));
         self.ctx.metrics.set_backup_phase(&uid, phase.as_deref());
         if Some(&self.status) != self.backup.status.as_ref()

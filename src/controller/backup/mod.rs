@@ -49,7 +49,8 @@ pub async fn run(ctx: Arc<Context>, mut stop: tokio::sync::watch::Receiver<bool>
         None => Api::all(ctx.client.clone()),
     };
     let (store, writer) = kube::runtime::reflector::store();
-    let stream = watcher(api, watcher::Config::default())
+    // A backup is owned by the shard its own label names (it should carry its instance's).
+    let stream = watcher(api, ctx.config.watch_config())
         .default_backoff()
         .modify(|b: &mut RedisBackup| b.metadata.managed_fields = None)
         .reflect(writer)

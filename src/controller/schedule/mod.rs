@@ -108,7 +108,9 @@ pub async fn run(ctx: Arc<Context>, mut stop: tokio::sync::watch::Receiver<bool>
         None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
     };
     let (store, writer) = reflector::store();
-    let backup_watch = watcher(backups, watcher::Config::default().labels(SCHEDULE_LABEL))
+    // This shard's schedules, and the backups they made (which carry the schedule's shard label).
+    let shard = ctx.config.shard();
+    let backup_watch = watcher(backups, watcher::Config::default().labels(&shard.and(SCHEDULE_LABEL)))
         .default_backoff()
         .modify(|b: &mut RedisBackup| b.metadata.managed_fields = None);
     let backup_events = reflector::reflector(writer, backup_watch).touched_objects();
@@ -119,7 +121,8 @@ pub async fn run(ctx: Arc<Context>, mut stop: tokio::sync::watch::Receiver<bool>
         written: Mutex::default(),
     });
     tracing::info!("starting the RedisBackupSchedule controller");
-    Controller::new(schedules, watcher::Config::default())
+    let schedule_watch = shared.ctx.config.watch_config();
+    Controller::new(schedules, schedule_watch)
         .owns_stream(backup_events)
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;

@@ -20,11 +20,11 @@ use kube::{Resource as _, ResourceExt as _};
 
 use super::cron::{CronError, Schedule};
 use super::status::{self, Verdict};
-use crate::crd::SecretRef;
 use crate::crd::backup::{
     BackupPhase, RedisBackup, RedisBackupSchedule, RedisBackupScheduleSpec, RedisBackupScheduleStatus, RedisBackupSpec,
     SCHEDULE_LABEL,
 };
+use crate::crd::{SHARD_LABEL, SecretRef};
 
 /// The longest schedule name: it is the value of the schedule label on its backups.
 pub const MAX_NAME: usize = 63;
@@ -182,7 +182,13 @@ pub fn backup_for(schedule: &RedisBackupSchedule, due: &Due) -> RedisBackup {
         },
     );
     backup.metadata.namespace = schedule.namespace();
-    backup.metadata.labels = Some([(SCHEDULE_LABEL.to_owned(), schedule.name_any())].into());
+    let mut labels: std::collections::BTreeMap<String, String> =
+        [(SCHEDULE_LABEL.to_owned(), schedule.name_any())].into();
+    // The backup belongs to the schedule's shard, whose process watches it to count the slot done.
+    if let Some(shard) = schedule.labels().get(SHARD_LABEL) {
+        labels.insert(SHARD_LABEL.to_owned(), shard.clone());
+    }
+    backup.metadata.labels = Some(labels);
     backup.metadata.owner_references = schedule.controller_owner_ref(&()).map(|o| vec![o]);
     backup
 }

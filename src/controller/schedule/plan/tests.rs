@@ -338,7 +338,18 @@ fn a_slots_backup_is_labelled_owned_and_made_from_the_template() {
     let b = backup_for(&schedule, &due);
     assert_eq!(b.metadata.name.as_deref(), Some("nightly-202605040300"));
     assert_eq!(b.metadata.namespace.as_deref(), Some("team-a"));
-    assert_eq!(b.metadata.labels.unwrap()[SCHEDULE_LABEL], "nightly");
+    assert_eq!(b.metadata.labels.clone().unwrap()[SCHEDULE_LABEL], "nightly");
+    assert!(
+        !b.metadata.labels.clone().unwrap().contains_key(crate::crd::SHARD_LABEL),
+        "an unsharded schedule makes unsharded backups"
+    );
+    // A schedule in a shard makes its backups in that shard: its process watches them.
+    let mut sharded = schedule.clone();
+    sharded.metadata.labels = Some([(crate::crd::SHARD_LABEL.to_owned(), "a".to_owned())].into());
+    assert_eq!(
+        backup_for(&sharded, &due).metadata.labels.unwrap()[crate::crd::SHARD_LABEL],
+        "a"
+    );
     let owner = &b.metadata.owner_references.unwrap()[0];
     assert_eq!(
         (
