@@ -458,3 +458,67 @@ async fn backups_and_schedules_belong_to_the_shard_their_label_names() {
     assert_eq!(e.admin.calls("CreateBackup", "success").await, 1 + slots);
     e.sim.shutdown().await;
 }
+
+/// A `ProviderConfig` used by objects of two shards: each shard takes the holds (config and
+/// Secret) for its objects, but only the default process, which sees every object, releases
+/// them: deleting shard `a`'s user leaves the config and its Secret held for the default
+/// process's user; they are released once no object of any shard uses them.
+#[tokio::test]
+async fn a_config_used_by_two_shards_is_held_until_its_last_user_in_any_shard_goes() {
+    const IN_USE: &str = "cds.capitalonline.net/in-use";
+    let e = env("shard-configs", fast_sim()).await;
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    e.account("team").await;
+    let _default = e.operator_with(flags("op-default", &["--known-shards", "a"]), vec![]);
+    let _a = e.operator_with(flags("op-a", &["--shard", "a"]), vec![]);
+    let team = json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "team" } });
+    let with_config = |name: &str, shard: Option<&str>| {
+        let mut o = object(name, shard);
+        o.spec.provider_config_ref = serde_json::from_value(team["providerConfigRef"].clone()).unwrap();
+        o
+    };
+    create_all(
+        &e,
+        vec![with_config("in-a", Some("a")), with_config("in-default", None)],
+    )
+    .await;
+    e.wait_ready("in-a").await;
+    e.wait_ready("in-default").await;
+    let client = e.cp.client().await;
+    let configs: Api<cds_redis_operator::crd::account::ProviderConfig> = Api::namespaced(client, &e.ns);
+    let held = || async {
+        let c = configs.get("team").await.unwrap();
+        let s = e.secrets.get("team").await.unwrap();
+        (
+            c.finalizers().iter().any(|f| f == IN_USE),
+            s.finalizers().iter().any(|f| f == IN_USE),
+            c.status.and_then(|s| s.users),
+        )
+    };
+    eventually("the config counts both users, across shards", || async {
+        held().await == (true, true, Some(2))
+    })
+    .await;
+    // Shard `a`'s user goes: the holds stay for the other user (a shard never releases).
+    e.delete("in-a").await;
+    e.wait_gone("in-a").await;
+    eventually("one user left", || async { held().await.2 == Some(1) }).await;
+    let (config_held, secret_held, _) = held().await;
+    assert!(
+        config_held && secret_held,
+        "released while the default process's object uses them"
+    );
+    // The last user goes: both released by the default process.
+    e.delete("in-default").await;
+    e.wait_gone("in-default").await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if held().await == (false, false, Some(0)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not released: {:?}", held().await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(e.admin.instances().await.is_empty());
+    e.sim.shutdown().await;
+}
