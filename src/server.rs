@@ -50,13 +50,16 @@ pub enum Watch {
     /// Every object's use of configs (the default process of a sharded install; marked synced at
     /// once elsewhere).
     Users = 16,
+    /// The `RedisBackup`s (they hold the configs they were made with).
+    Backups = 32,
 }
 
 const ALL_WATCHES: u8 = Watch::Objects as u8
     | Watch::Secrets as u8
     | Watch::ClusterConfigs as u8
     | Watch::Configs as u8
-    | Watch::Users as u8;
+    | Watch::Users as u8
+    | Watch::Backups as u8;
 
 impl Readiness {
     /// Waiting for the leader lease (ready: a standby replica is healthy).
@@ -195,6 +198,7 @@ mod tests {
         r.watch_synced(Watch::ClusterConfigs);
         assert_eq!(r.is_ready(), (false, "watches not synced yet"), "the configs too");
         r.watch_synced(Watch::Users);
+        r.watch_synced(Watch::Backups);
         r.watch_synced(Watch::Configs);
         assert_eq!(r.is_ready(), (true, "ok"));
         // A re-list after a watch error keeps it ready.
@@ -226,6 +230,7 @@ mod tests {
         readiness.watch_synced(Watch::ClusterConfigs);
         readiness.watch_synced(Watch::Configs);
         readiness.watch_synced(Watch::Users);
+        readiness.watch_synced(Watch::Backups);
         let (reconciled_tx, mut reconciled) = tokio::sync::mpsc::unbounded_channel();
         let controller = tokio::spawn(
             Controller::for_stream(objects, store)

@@ -327,3 +327,62 @@ async fn a_busy_instance_is_waited_for_and_a_lost_answer_resolved_by_the_marker(
     }
     e.sim.shutdown().await;
 }
+
+/// A backup made with a `ProviderConfig`'s account records it, holds the config and its Secret
+/// while it may still delete its cloud backup, and deletes it with that account once its
+/// `RedisInstance` object is gone (the instance retained in the cloud).
+#[tokio::test]
+async fn a_backup_deletes_with_the_account_it_was_made_with_after_its_instance_object_is_gone() {
+    const TEAM: (&str, &str) = ("AKIDbackupteam1", "sk-backup-team-DO-NOT-LEAK");
+    const IN_USE: &str = "cds.capitalonline.net/in-use";
+    let mut cfg = fast_sim();
+    cfg.access_keys.push(format!("{}:{}", TEAM.0, TEAM.1));
+    let e = env("backup-account", cfg).await;
+    let _op = e.operator();
+    e.secret("pw", &[("password", PASSWORD)]).await;
+    e.secret("team", &[("accessKeyId", TEAM.0), ("accessKeySecret", TEAM.1)])
+        .await;
+    e.provider_config("team", "team").await;
+    e.create(
+        "cache",
+        spec(json!({ "providerConfigRef": { "kind": "ProviderConfig", "name": "team" }, "deletionPolicy": "Retain" })),
+    )
+    .await;
+    let uuid = status(&e.wait_ready("cache").await).instance_uuid.unwrap();
+    create_backup(&e, "b", json!({ "instanceRef": { "name": "cache" } })).await;
+    let b = wait_backup(&e, "b", "Completed", |b| phase(b) == Some(BackupPhase::Completed)).await;
+    let recorded = b
+        .status
+        .as_ref()
+        .and_then(|s| s.provider_config_ref.clone())
+        .expect("recorded");
+    assert_eq!(recorded.name, "team");
+    // The instance object goes (its cloud instance stays): the backup now holds the account.
+    e.delete("cache").await;
+    e.wait_gone("cache").await;
+    let configs: Api<cds_redis_operator::crd::account::ProviderConfig> = Api::namespaced(e.cp.client().await, &e.ns);
+    eventually(
+        "the backup is the config's user, and holds it and its Secret",
+        || async {
+            let c = configs.get("team").await.unwrap();
+            let s = e.secrets.get("team").await.unwrap();
+            c.status.as_ref().and_then(|s| s.users) == Some(1)
+                && c.finalizers().iter().any(|f| f == IN_USE)
+                && s.finalizers().iter().any(|f| f == IN_USE)
+        },
+    )
+    .await;
+    // Deleting the config and its Secret first (a namespace deletion may): both wait.
+    configs.delete("team", &Default::default()).await.unwrap();
+    e.secrets.delete("team", &Default::default()).await.unwrap();
+    let before = e.admin.calls_by_key(TEAM.0).await;
+    backups(&e).await.delete("b", &Default::default()).await.unwrap();
+    wait_backup_gone(&e, "b").await;
+    assert!(cloud_backups(&e, &uuid).await.is_empty(), "the cloud backup is deleted");
+    assert!(e.admin.calls_by_key(TEAM.0).await > before, "with the team's key");
+    eventually("the config and its Secret go once nothing needs them", || async {
+        configs.get_opt("team").await.unwrap().is_none() && e.secrets.get_opt("team").await.unwrap().is_none()
+    })
+    .await;
+    e.sim.shutdown().await;
+}

@@ -9,6 +9,7 @@
 //! still needs.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -17,6 +18,7 @@ use crate::crd::account::{
     AccountConfig, AccountSettings, ClusterProviderConfig, ConfigId, DEFAULT_CONFIG, IN_USE_FINALIZER, ProviderConfig,
     ProviderConfigKind,
 };
+use crate::crd::backup::RedisBackup;
 use crate::crd::{FINALIZER, RedisInstance};
 use crate::error::Error;
 
@@ -30,6 +32,9 @@ pub struct Configs {
     /// Every object that may use a config (all of them in a process that sees every object;
     /// the shard's own otherwise).
     pub users: Store<RedisInstance>,
+    /// The `RedisBackup`s this process watches: one that may still delete its cloud backup
+    /// uses the config it was made with (`status.providerConfigRef`).
+    pub backups: Store<RedisBackup>,
     /// Whether `users` holds every object of each watched namespace (the process is not a
     /// shard): the users of a `ProviderConfig` are all known.
     pub whole_namespaces: bool,
@@ -177,7 +182,9 @@ impl Configs {
         }
     }
 
-    /// The objects that use config `id` (not counting `released` ones), by `namespace/name`.
+    /// The objects that use config `id` (not counting `released` ones), by `namespace/name`:
+    /// the `RedisInstance`s naming it (or, for `default`, naming none), and the `RedisBackup`s
+    /// made with it that may still delete their cloud backup (as `RedisBackup/namespace/name`).
     pub fn users_of(&self, id: &ConfigId, released: &HashSet<String>) -> Vec<String> {
         let mut users: Vec<String> = self
             .users
@@ -186,25 +193,47 @@ impl Configs {
             .filter(|o| !o.uid().is_some_and(|u| released.contains(&u)) && self.id_of(o) == *id)
             .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
             .collect();
+        users.extend(
+            self.backup_holders()
+                .filter(|(b, c)| c == id && !b.uid().is_some_and(|u| released.contains(&u)))
+                .map(|(b, _)| format!("RedisBackup/{}/{}", b.namespace().unwrap_or_default(), b.name_any())),
+        );
         users.sort();
         users
+    }
+
+    /// The backups that may still delete a cloud backup, with the config they were made with.
+    fn backup_holders(&self) -> impl Iterator<Item = (Arc<RedisBackup>, ConfigId)> {
+        self.backups.state().into_iter().filter_map(|b| {
+            let r = b.status.as_ref()?.provider_config_ref.as_ref()?;
+            let id = r.id(&b.namespace().unwrap_or_default());
+            b.finalizers().iter().any(|f| f == FINALIZER).then_some((b, id))
+        })
     }
 
     /// How many objects may still delete a cloud instance with the credentials Secret
     /// `ns/name`: those with the cleanup finalizer whose config reads that Secret, not counting
     /// `released` ones.
     pub fn secret_holders(&self, ns: &str, name: &str, released: &HashSet<String>) -> usize {
-        self.users
+        let reads = |id: &ConfigId| {
+            self.settings(id)
+                .is_some_and(|f| f.settings.secret_namespace == ns && f.settings.secret_name == name)
+        };
+        let instances = self
+            .users
             .state()
             .iter()
             .filter(|o| {
                 o.finalizers().iter().any(|f| f == FINALIZER)
                     && !o.uid().is_some_and(|u| released.contains(&u))
-                    && self
-                        .settings(&self.id_of(o))
-                        .is_some_and(|f| f.settings.secret_namespace == ns && f.settings.secret_name == name)
+                    && reads(&self.id_of(o))
             })
-            .count()
+            .count();
+        let backups = self
+            .backup_holders()
+            .filter(|(b, id)| !b.uid().is_some_and(|u| released.contains(&u)) && reads(id))
+            .count();
+        instances + backups
     }
 
     /// The configs whose credentials are the Secret `ns/name`.
@@ -318,6 +347,7 @@ mod tests {
             cluster: store(cluster),
             namespaced: store(namespaced),
             users: store(users),
+            backups: store(vec![]),
             whole_namespaces: true,
             whole_cluster: true,
         }
@@ -456,5 +486,36 @@ mod tests {
         };
         assert!(c.sees_all_holders_of("a", "t") && !partial.sees_all_holders_of("a", "t"));
         assert!(partial.sees_all_users_of(&id));
+    }
+
+    #[test]
+    fn a_backup_holds_the_config_it_was_made_with_while_it_may_delete() {
+        let backup = |name: &str, finalizer: bool, config: Option<serde_json::Value>| {
+            let finalizers: Vec<&str> = if finalizer { vec![FINALIZER] } else { vec![] };
+            let mut status = json!({});
+            if let Some(c) = config {
+                status["providerConfigRef"] = c;
+            }
+            json!({ "apiVersion": "cds.capitalonline.net/v1alpha1", "kind": "RedisBackup",
+                    "metadata": { "name": name, "namespace": "a", "uid": format!("uid-{name}"), "finalizers": finalizers },
+                    "spec": { "instanceRef": { "name": "gone" } }, "status": status })
+        };
+        let team = json!({ "kind": "ProviderConfig", "name": "team" });
+        let c = Configs {
+            backups: store(vec![
+                backup("deleting", true, Some(team.clone())),
+                backup("released", false, Some(team.clone())),
+                backup("operator", true, None),
+            ]),
+            ..configs(vec![], vec![pc("a", "team", "t")], vec![])
+        };
+        let id = ConfigId::Namespaced("a".into(), "team".into());
+        let none = HashSet::new();
+        assert_eq!(c.users_of(&id, &none), vec!["RedisBackup/a/deleting"]);
+        assert_eq!(c.secret_holders("a", "t", &none), 1);
+        assert_eq!(
+            c.secret_holders("a", "t", &HashSet::from(["uid-deleting".to_owned()])),
+            0
+        );
     }
 }

@@ -44,7 +44,7 @@ pub mod reason {
 }
 
 /// How often a config is looked at without a change (its `users` count).
-const RECHECK: Duration = Duration::from_secs(60);
+const RECHECK: Duration = Duration::from_secs(20);
 /// How many users an `InUse` message names.
 const USERS_NAMED: usize = 5;
 

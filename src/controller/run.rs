@@ -22,6 +22,7 @@ use super::secrets::{self, SecretReader};
 use super::shard::Shard;
 use crate::config::CdsSettings;
 use crate::crd::account::{AccountConfig as _, ClusterProviderConfig, ConfigId, ProviderConfig};
+use crate::crd::backup::RedisBackup;
 use crate::crd::{DeletionPolicy, RedisInstance};
 use crate::duration::parse_duration;
 use crate::leader::{LeaderElector, Leadership, LeaseConfig};
@@ -225,6 +226,8 @@ struct Watches<O, S, C, P> {
     config_triggers: futures::channel::mpsc::UnboundedReceiver<ObjectRef<RedisInstance>>,
     /// The UIDs of the objects the watch no longer shows (deleted, or moved to another shard).
     left: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Fills `configs.backups`: the `RedisBackup` controller's watch.
+    backup_writer: reflector::store::Writer<RedisBackup>,
     /// The watch of every object's use of configs, in the default process of a sharded install.
     users_events: Option<futures::stream::BoxStream<'static, Result<watcher::Event<RedisInstance>, watcher::Error>>>,
 }
@@ -324,10 +327,12 @@ fn watches(
         }
     };
     let whole = !matches!(shard, Shard::Named(_));
+    let (backups, backup_writer) = reflector::store();
     let configs = Configs {
         cluster: cluster_store,
         namespaced: namespaced_store,
         users,
+        backups,
         whole_namespaces: whole,
         whole_cluster: whole && namespace.is_none(),
     };
@@ -400,6 +405,7 @@ fn watches(
         config_triggers,
         left,
         users_events,
+        backup_writer,
     }
 }
 
@@ -456,7 +462,7 @@ async fn control(
         })
     };
     let users = w.users_events.map(|events| tokio::spawn(events.for_each(|_| async {})));
-    let backups = tokio::spawn(super::backup::run(ctx.clone(), stop.clone()));
+    let backups = tokio::spawn(super::backup::run(ctx.clone(), w.backup_writer, stop.clone()));
     let cluster_configs = tokio::spawn(super::providerconfig::run(
         ctx.clone(),
         w.configs.cluster.clone(),

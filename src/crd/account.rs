@@ -228,6 +228,23 @@ impl std::fmt::Display for ConfigId {
     }
 }
 
+impl ConfigId {
+    /// The reference an object of the config's namespace would give (`None`: the operator's).
+    pub fn to_ref(&self) -> Option<ProviderConfigRef> {
+        match self {
+            Self::Operator => None,
+            Self::Cluster(name) => Some(ProviderConfigRef {
+                kind: Some(ProviderConfigKind::ClusterProviderConfig),
+                name: name.clone(),
+            }),
+            Self::Namespaced(_, name) => Some(ProviderConfigRef {
+                kind: Some(ProviderConfigKind::ProviderConfig),
+                name: name.clone(),
+            }),
+        }
+    }
+}
+
 impl ProviderConfigRef {
     /// The config this reference names, from an object in `namespace`.
     pub fn id(&self, namespace: &str) -> ConfigId {

@@ -76,6 +76,11 @@ pub struct InstanceRef {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("default" = { "observedGeneration": 0, "phase": "Pending" }))]
 pub struct RedisBackupStatus {
+    /// The account the backup is made with: the config its instance used when the create was
+    /// sent (`{kind, name}`; absent: the operator's own credentials). The backup is deleted with
+    /// it once its `RedisInstance` object is gone, and holds it (with its Secret) until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_config_ref: Option<super::account::ProviderConfigRef>,
     /// The cloud's `BackupId`, once the backup is listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,

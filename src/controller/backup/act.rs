@@ -186,12 +186,22 @@ impl<'a> Act<'a> {
         Some(Duration::try_from(age).unwrap_or_default())
     }
 
-    /// The account: the `RedisInstance`'s, or the operator's own when the object is gone.
+    /// The account: the `RedisInstance`'s; once that object is gone, the one the backup was
+    /// made with (`status.providerConfigRef`, else the operator's own).
     async fn account(&self) -> Result<Arc<Account>, Error> {
-        match self.instance.as_deref() {
-            Some(i) => self.ctx.account_for(i).await,
-            None => self.ctx.operator_account(),
+        if let Some(i) = self.instance.as_deref() {
+            return self.ctx.account_for(i).await;
         }
+        let Some(r) = &self.status.provider_config_ref else {
+            return self.ctx.operator_account();
+        };
+        let id = r.id(&self.backup.namespace().unwrap_or_default());
+        let found = self.ctx.configs.settings(&id).ok_or_else(|| {
+            Error::ProviderConfigNotFound(format!(
+                "{id}, the account this backup was made with, is gone: the cloud backup cannot be deleted without it (recreate it, or set deletionPolicy: Retain)"
+            ))
+        })?;
+        self.ctx.config_account(&id, &found.settings).await
     }
 
     /// The instance's backup listing, fresh enough for what is known: requested after the create
@@ -236,6 +246,10 @@ impl<'a> Act<'a> {
         let mut intent = self.status.clone();
         intent.instance_uuid = Some(uuid.clone());
         intent.task_id = None;
+        intent.provider_config_ref = self
+            .instance
+            .as_deref()
+            .and_then(|i| self.ctx.configs.id_of(i).to_ref());
         // Now, not the reconcile's start: a listing requested before this moment cannot show it.
         intent.create_attempt = Some(BackupCreateAttempt {
             marker: marker(self.backup),

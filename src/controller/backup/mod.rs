@@ -42,18 +42,29 @@ pub struct BackupContext {
     failures: Mutex<HashMap<String, u32>>,
 }
 
-/// Runs the `RedisBackup` controller until `stop` says so.
-pub async fn run(ctx: Arc<Context>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Runs the `RedisBackup` controller until `stop` says so; its watch fills `writer`, the store
+/// of `ctx.configs.backups` (a backup that may still delete its cloud backup holds the account
+/// it was made with).
+pub async fn run(
+    ctx: Arc<Context>,
+    writer: kube::runtime::reflector::store::Writer<RedisBackup>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let api: Api<RedisBackup> = match ctx.config.watch_namespace.as_deref() {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let (store, writer) = kube::runtime::reflector::store();
+    let store = ctx.configs.backups.clone();
     // A backup is owned by the shard its own label names (it should carry its instance's).
-    let stream = watcher(api, ctx.config.watch_config())
+    let watch = watcher(api, ctx.config.watch_config())
         .default_backoff()
-        .modify(|b: &mut RedisBackup| b.metadata.managed_fields = None)
-        .reflect(writer)
+        .modify(|b: &mut RedisBackup| b.metadata.managed_fields = None);
+    let stream = ctx
+        .readiness
+        .track_initial_list(
+            crate::server::Watch::Backups,
+            kube::runtime::reflector::reflector(writer, watch),
+        )
         .applied_objects();
     let bctx = Arc::new(BackupContext {
         ctx: ctx.clone(),
