@@ -1,11 +1,9 @@
 //! The HTTP edge of the CDS client: signs each call, waits on the shared rate limiter, sends it,
 //! reads the envelope, classifies failures, and retries reads (never writes) with backoff.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use tracing::Instrument as _;
 
@@ -25,60 +23,7 @@ const MAX_PAGES: i64 = 100;
 /// The longest wait between two read attempts (unless the cloud asks for more).
 const RETRY_CAP: Duration = Duration::from_secs(10);
 
-/// The call budget of one account, shared by every client of that account, so all reconciles
-/// together stay under its quota: a token bucket, and a pause while the cloud throttles the
-/// account.
-pub type SharedRateLimiter = Arc<CallBudget>;
-
-/// A token bucket refilled at `qps` per second holding at most `burst` tokens, with no pause.
-pub fn rate_limiter(qps: f64, burst: u32) -> SharedRateLimiter {
-    let burst = NonZeroU32::new(burst.max(1)).expect("burst is at least 1");
-    let period = Duration::from_secs_f64(1.0 / qps.max(0.001));
-    let quota = Quota::with_period(period)
-        .expect("period is positive")
-        .allow_burst(burst);
-    Arc::new(CallBudget {
-        bucket: RateLimiter::direct(quota),
-        paused_until: std::sync::Mutex::new(None),
-        throttled: std::sync::atomic::AtomicU32::new(0),
-    })
-}
-
-/// The longest pause of an account the cloud keeps throttling.
-const PAUSE_CAP: Duration = Duration::from_secs(30);
-
-/// One account's budget of cloud calls.
-pub struct CallBudget {
-    bucket: DefaultDirectRateLimiter,
-    /// While the cloud throttles the account, no call is sent before this: calls fail at once
-    /// (retryable), so that reconciles of a throttled account neither wait in the workers every
-    /// account shares nor add to the throttling.
-    paused_until: std::sync::Mutex<Option<Instant>>,
-    /// Throttling answers in a row.
-    throttled: std::sync::atomic::AtomicU32,
-}
-
-impl CallBudget {
-    /// How long calls are still paused, if they are.
-    pub fn paused_for(&self) -> Option<Duration> {
-        let until = (*self.paused_until.lock().expect("not poisoned"))?;
-        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
-    }
-
-    /// The cloud throttled a call: pause the account, longer each time in a row.
-    fn throttled(&self, suggested: Duration) {
-        let n = self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let pause = backoff::exponential(Duration::from_secs(1), n, PAUSE_CAP).max(suggested);
-        *self.paused_until.lock().expect("not poisoned") = Some(Instant::now() + pause);
-    }
-
-    /// A call got through: the throttling is over.
-    fn answered(&self) {
-        if self.throttled.swap(0, std::sync::atomic::Ordering::Relaxed) > 0 {
-            *self.paused_until.lock().expect("not poisoned") = None;
-        }
-    }
-}
+pub use super::budget::{CallBudget, SharedRateLimiter, rate_limiter};
 
 /// Receives one report per cloud call, for metrics. Never sees a URL, body or secret.
 pub trait CallObserver: Send + Sync {
@@ -516,7 +461,7 @@ impl CdsClient {
             ));
         }
         let wait = self.inner.config.request_timeout;
-        if tokio::time::timeout(wait, self.inner.limiter.bucket.until_ready())
+        if tokio::time::timeout(wait, self.inner.limiter.until_ready())
             .await
             .is_err()
         {

@@ -11,6 +11,7 @@
 //! - [`preflight`]: whether an order can be placed, before it is.
 
 pub mod backups;
+pub mod budget;
 pub mod catalogue;
 pub mod client;
 pub mod download;

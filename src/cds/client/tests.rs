@@ -37,28 +37,3 @@ fn client_debug_hides_the_secret() {
     assert!(s.contains("AKID") && !s.contains("very-secret-value"), "{s}");
     assert_eq!(c.base_url(), "https://cdsapi.capitalonline.net/redis/");
 }
-
-#[test]
-fn a_throttled_account_pauses_longer_each_time_and_resumes_on_an_answer() {
-    let budget = rate_limiter(10.0, 10);
-    assert_eq!(budget.paused_for(), None);
-    budget.throttled(Duration::ZERO);
-    let first = budget.paused_for().expect("paused after a throttling answer");
-    assert!(first <= Duration::from_secs(1), "{first:?}");
-    budget.throttled(Duration::ZERO);
-    budget.throttled(Duration::ZERO);
-    let third = budget.paused_for().expect("still paused");
-    assert!(
-        third > Duration::from_secs(2) && third <= Duration::from_secs(4),
-        "{third:?}"
-    );
-    // The cloud's suggestion wins when longer.
-    budget.throttled(Duration::from_secs(20));
-    assert!(budget.paused_for().unwrap() > Duration::from_secs(15));
-    budget.answered();
-    assert_eq!(budget.paused_for(), None, "an answer ends the pause");
-    for _ in 0..20 {
-        budget.throttled(Duration::ZERO);
-    }
-    assert!(budget.paused_for().unwrap() <= PAUSE_CAP);
-}
