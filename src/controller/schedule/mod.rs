@@ -139,8 +139,11 @@ pub async fn run(ctx: Arc<Context>, mut stop: tokio::sync::watch::Receiver<bool>
 /// Reconciles one schedule: observe, plan, act, report.
 async fn reconcile(obj: Arc<RedisBackupSchedule>, sh: Arc<Shared>) -> Result<Action, ScheduleError> {
     // Decisions rest on the caches: the instance store and the backups' store listed once.
+    // Each wait is logged (debug), to tell where a schedule waits if it never gets a status.
+    tracing::debug!(schedule = %key(&obj), "schedule reconcile: waiting for the caches");
     sh.ctx.readiness.wait_synced().await;
     let _ = sh.backups.wait_until_ready().await;
+    tracing::debug!(schedule = %key(&obj), "schedule reconcile: caches ready");
     if obj.meta().deletion_timestamp.is_some() {
         // The garbage collector deletes its backups.
         return Ok(Action::await_change());
