@@ -138,19 +138,23 @@ impl Configs {
         }
     }
 
+    /// The namespaces holding a `ProviderConfig` named `name`.
+    fn namespaces_with_provider_config(&self, name: &str) -> Vec<String> {
+        self.namespaced
+            .state()
+            .iter()
+            .filter(|c| c.name_any() == name)
+            .map(|c| c.namespace().unwrap_or_default())
+            .collect()
+    }
+
     /// Why `id` cannot be used, with what exists that the user may have meant.
     fn not_found(&self, id: &ConfigId) -> String {
         match id {
             ConfigId::Operator => "no CDS credentials".to_owned(),
             ConfigId::Cluster(name) => {
                 let mut msg = format!("ClusterProviderConfig {name:?} not found");
-                let local: Vec<String> = self
-                    .namespaced
-                    .state()
-                    .iter()
-                    .filter(|c| c.name_any() == *name)
-                    .map(|c| c.namespace().unwrap_or_default())
-                    .collect();
+                let local = self.namespaces_with_provider_config(name);
                 if !local.is_empty() {
                     msg.push_str(&format!(
                         " (a ProviderConfig of that name exists in namespace {}: name it with kind: ProviderConfig)",
@@ -161,13 +165,7 @@ impl Configs {
             }
             ConfigId::Namespaced(ns, name) => {
                 let mut msg = format!("ProviderConfig {name:?} not found in namespace {ns}");
-                let elsewhere: Vec<String> = self
-                    .namespaced
-                    .state()
-                    .iter()
-                    .filter(|c| c.name_any() == *name)
-                    .map(|c| c.namespace().unwrap_or_default())
-                    .collect();
+                let elsewhere = self.namespaces_with_provider_config(name);
                 if !elsewhere.is_empty() {
                     msg.push_str(&format!(
                         "; a ProviderConfig of that name exists in namespace {}, but a ProviderConfig serves only the objects of its own namespace (use a ClusterProviderConfig to share an account)",
@@ -280,43 +278,12 @@ pub async fn set_config_held(client: &kube::Client, id: &ConfigId, held: bool) -
     match id {
         ConfigId::Operator => Ok(()),
         ConfigId::Cluster(name) => {
-            set_finalizer(&kube::Api::<ClusterProviderConfig>::all(client.clone()), name, held).await
+            super::writes::set_in_use(&kube::Api::<ClusterProviderConfig>::all(client.clone()), name, held).await
         }
         ConfigId::Namespaced(ns, name) => {
-            set_finalizer(&kube::Api::<ProviderConfig>::namespaced(client.clone(), ns), name, held).await
+            super::writes::set_in_use(&kube::Api::<ProviderConfig>::namespaced(client.clone(), ns), name, held).await
         }
     }
-}
-
-/// Adds or removes the in-use finalizer of `name` (a fresh metadata read, then a merge patch
-/// conditional on its `resourceVersion`).
-pub async fn set_finalizer<K>(api: &kube::Api<K>, name: &str, held: bool) -> Result<(), Error>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let Some(meta) = api.get_metadata_opt(name).await? else {
-        return Ok(());
-    };
-    let mut finalizers: Vec<String> = meta.finalizers().to_vec();
-    let has = finalizers.iter().any(|f| f == IN_USE_FINALIZER);
-    if held && meta.metadata.deletion_timestamp.is_some() {
-        // No finalizer can be added to an object being deleted.
-        return Ok(());
-    }
-    match (held, has) {
-        (true, false) => finalizers.push(IN_USE_FINALIZER.to_owned()),
-        (false, true) => finalizers.retain(|f| f != IN_USE_FINALIZER),
-        _ => return Ok(()),
-    }
-    let patch =
-        serde_json::json!({ "metadata": { "resourceVersion": meta.resource_version(), "finalizers": finalizers } });
-    api.patch_metadata(
-        name,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -335,29 +335,7 @@ impl SecretReader {
     /// Adds (`held`) or removes our in-use finalizer on the Secret `ns/name` (a fresh metadata
     /// read, then a conditional merge patch).
     pub async fn set_held(&self, ns: &str, name: &str, held: bool) -> Result<(), Error> {
-        self.set_in_use(ns, name, held).await
-    }
-
-    async fn set_in_use(&self, ns: &str, name: &str, held: bool) -> Result<(), Error> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        let Some(secret) = api.get_metadata_opt(name).await? else {
-            return Ok(());
-        };
-        let mut finalizers: Vec<String> = secret.finalizers().to_vec();
-        let has = finalizers.iter().any(|f| f == IN_USE_FINALIZER);
-        if held && secret.metadata.deletion_timestamp.is_some() {
-            // No finalizer can be added to an object being deleted.
-            return Ok(());
-        }
-        match (held, has) {
-            (true, false) => finalizers.push(IN_USE_FINALIZER.to_owned()),
-            (false, true) => finalizers.retain(|f| f != IN_USE_FINALIZER),
-            _ => return Ok(()),
-        }
-        let patch = json!({ "metadata": { "resourceVersion": secret.resource_version(), "finalizers": finalizers } });
-        api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        Ok(())
+        super::writes::set_in_use(&Api::<Secret>::namespaced(self.client.clone(), ns), name, held).await
     }
 }
 

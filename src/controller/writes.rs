@@ -1,5 +1,5 @@
 //! The only two writes to an object of ours (a `RedisInstance`, a `RedisBackup`): its status and
-//! its finalizers. Both are conditional
+//! its finalizers; and the in-use finalizer the operator puts on configs and their Secrets. Both are conditional
 //! on the `resourceVersion` of the object as read (or as our previous write in the same
 //! reconcile left it), so a write derived from a stale read fails with a conflict instead of
 //! undoing someone else's change (contract, Ownership rule 3), and both are fenced by the
@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::context::Context;
+use crate::crd::account::IN_USE_FINALIZER;
 use crate::crd::{FIELD_MANAGER, FINALIZER, RedisInstance, RedisInstanceStatus};
 use crate::error::Error;
 
@@ -96,23 +97,10 @@ pub async fn write_finalizer<K: Written>(
     resource_version: &mut Option<String>,
     present: bool,
 ) -> Result<K, Error> {
-    write_named_finalizer(ctx, api, obj, resource_version, FINALIZER, present).await
-}
-
-/// Adds (`true`) or removes (`false`) the finalizer `name` of `obj`, keeping every other one,
-/// conditional on `resource_version` (which it then advances); fenced.
-pub async fn write_named_finalizer<K: Written>(
-    ctx: &Context,
-    api: &Api<K>,
-    obj: &K,
-    resource_version: &mut Option<String>,
-    name: &str,
-    present: bool,
-) -> Result<K, Error> {
     ctx.fence()?;
-    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != name).cloned().collect();
+    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
     if present {
-        finalizers.push(name.to_owned());
+        finalizers.push(FINALIZER.to_owned());
     }
     // The resourceVersion makes the merge patch conditional: no lost update of other finalizers.
     let patch = json!({ "metadata": { "resourceVersion": resource_version, "finalizers": finalizers } });
@@ -121,4 +109,31 @@ pub async fn write_named_finalizer<K: Written>(
         .await?;
     *resource_version = written.resource_version();
     Ok(written)
+}
+
+/// Adds (`held`) or removes the in-use finalizer of `name` (a config, or a credentials Secret),
+/// keeping every other one: a fresh metadata read, then a merge patch conditional on its
+/// `resourceVersion`. Nothing if it does not exist, or if it is being deleted and the finalizer
+/// would be added (the apiserver refuses new finalizers then).
+pub async fn set_in_use<K>(api: &Api<K>, name: &str, held: bool) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let Some(meta) = api.get_metadata_opt(name).await? else {
+        return Ok(());
+    };
+    let mut finalizers: Vec<String> = meta.finalizers().to_vec();
+    let has = finalizers.iter().any(|f| f == IN_USE_FINALIZER);
+    if held && meta.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    match (held, has) {
+        (true, false) => finalizers.push(IN_USE_FINALIZER.to_owned()),
+        (false, true) => finalizers.retain(|f| f != IN_USE_FINALIZER),
+        _ => return Ok(()),
+    }
+    let patch = json!({ "metadata": { "resourceVersion": meta.resource_version(), "finalizers": finalizers } });
+    api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }
